@@ -1,0 +1,1 @@
+"""Singer tap for BotPenguin chats and leads."""

@@ -1,0 +1,57 @@
+"""Progress lines for the person watching a long sync (stderr, every few seconds)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from tap_botpenguin.throttle import RateLimiter
+
+
+class Progress:
+    """Counts pages and records of one stream and bot and reports them periodically."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        stream: str,
+        bot_id: str,
+        limiter: RateLimiter,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.label = f"{stream} bot {bot_id}"
+        self.limiter = limiter
+        self.interval = interval
+        self.clock = clock
+        self.pages = 0
+        self.records_read = 0
+        self.records_emitted = 0
+        self._last_report = clock()
+
+    def page_read(self, records: int) -> None:
+        """A page arrived; report if the last report is older than the interval."""
+        self.pages += 1
+        self.records_read += records
+        if self.clock() - self._last_report >= self.interval:
+            self.report()
+
+    def report(self, prefix: str = "progress") -> None:
+        """Log one line: pages, records and the current request rate."""
+        self._last_report = self.clock()
+        self.logger.info(
+            "%s %s: %d pages, %d records read, %d emitted, %d requests in the last 60 s",
+            prefix,
+            self.label,
+            self.pages,
+            self.records_read,
+            self.records_emitted,
+            self.limiter.recent(60.0),
+        )
+
+    def waiting(self, seconds: float, reason: str) -> None:
+        """Say why nothing is happening, and for how long (skipped for short pauses)."""
+        if seconds >= 1.0:
+            self.logger.info("%s: waiting %.1f s for %s", self.label, seconds, reason)

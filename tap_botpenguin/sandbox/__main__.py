@@ -1,0 +1,52 @@
+"""`python -m tap_botpenguin.sandbox`: run the BotPenguin sandbox until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, default_bots
+from tap_botpenguin.sandbox.server import Sandbox, serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse options, start the sandbox, print how to point the tap at it."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--page-size", type=int, default=25)
+    parser.add_argument("--rate-limit", type=int, default=100, help="requests per window per token")
+    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
+    parser.add_argument("--scale", type=int, default=1, help="multiply every inbox's size")
+    parser.add_argument("--url-file", type=Path, help="write the base URL here once listening")
+    args = parser.parse_args(argv)
+
+    bots = default_bots(args.scale)
+    sandbox = Sandbox(
+        bots=bots,
+        page_size=args.page_size,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        port=args.port,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def announce(url: str) -> None:
+        print(f"BotPenguin sandbox on {url}", flush=True)
+        print(f"  token: {SANDBOX_TOKEN}  customer_id: {SANDBOX_CUSTOMER}", flush=True)
+        for bot in bots:
+            print(
+                f"  bot_id: {bot.bot_id}  leads: {len(bot.leads)}  chats: {len(bot.chats)}",
+                flush=True,
+            )
+        if args.url_file:
+            args.url_file.write_text(url)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(sandbox, announce=[announce])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""A local BotPenguin API: real HTTP on loopback, the documented contract, scripted faults.
+
+It implements `GET /inbox/direct/chats` as the endpoint page describes it: the auth header
+check (both kinds of token, see shared/api/NOTES.md), query validation (400), the
+`{success, message, code, data}` envelope, a per-token rate limit answered with 429 and
+`Retry-After`, and page-numbered listing until an empty `data` array.
+
+Tests, the demo and the benchmarks drive it in-process (`Sandbox`), or from the command line
+(`python -m tap_botpenguin.sandbox`). Nothing in the tap imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import struct
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tap_botpenguin.sandbox.data import Bot, Record, default_bots, iso, make_record
+
+LISTING_PATH = "/inbox/direct/chats"
+KINDS = ("lead", "non-lead")
+
+
+@dataclass
+class Fault:
+    """A scripted misbehaviour for the next `times` matching requests (`None`: every one).
+
+    kinds:
+      status       HTTP `status` with an error envelope (and `Retry-After` if given)
+      envelope     HTTP 200 with `success: false` and envelope `code`
+      body         HTTP `status` with raw `body` bytes (HTML pages, garbage, bad UTF-8)
+      truncated    a valid page whose body stops half-way (Content-Length promises more)
+      reset        the connection is reset before any response
+      hang         wait `delay` seconds before answering normally
+      ignore_page  answer page 1 whatever page was asked
+      data         the envelope's `data` is `transform(records of the page)`
+    """
+
+    kind: str
+    times: int | None = 1
+    page: int | None = None
+    type: str | None = None
+    bot_id: str | None = None
+    status: int = 500
+    code: int | None = None
+    message: str = "Internal Server Error"
+    retry_after: str | None = None
+    body: bytes = b""
+    delay: float = 0.0
+    transform: Callable[[list[Record]], Any] | None = None
+
+    def matches(self, params: dict[str, str]) -> bool:
+        """Whether this fault applies to a request with these query parameters."""
+        return (
+            (self.page is None or params.get("page") == str(self.page))
+            and (self.type is None or params.get("type") == self.type)
+            and (self.bot_id is None or params.get("botId") == self.bot_id)
+        )
+
+
+@dataclass
+class ReceivedRequest:
+    """What the sandbox saw of one request, for tests and benchmarks to assert on."""
+
+    at: float
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    status: int = 0
+
+
+@dataclass
+class Sandbox:
+    """The server and its data. Use as a context manager, or `start()` / `stop()`."""
+
+    bots: list[Bot] = field(default_factory=default_bots)
+    page_size: int = 25
+    rate_limit: int | None = 100
+    rate_window: float = 60.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: Called (with the sandbox) before each listing request is answered: lets a test
+    #: change the inbox while a sync is running, as a live inbox does.
+    before_request: Callable[[Sandbox], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.faults: list[Fault] = []
+        self.requests: list[ReceivedRequest] = []
+        self._by_id = {bot.bot_id: bot for bot in self.bots}
+        self._lock = threading.RLock()
+        self._served_at: dict[str, deque[float]] = defaultdict(deque)
+        self._page_cache: dict[tuple[str, str, int], bytes] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()
+
+    # --- lifecycle -------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL to give the tap as `api_url`."""
+        assert self._server is not None, "sandbox not started"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> Sandbox:
+        """Listen on loopback and serve from a daemon thread."""
+        handler = type("Handler", (_Handler,), {"sandbox": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; requests left hanging are answered."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- control ---------------------------------------------------------------------
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each is used up after `times` matching requests."""
+        with self._lock:
+            self.faults.extend(faults)
+
+    def listing_requests(self) -> list[ReceivedRequest]:
+        """The listing requests received so far (other paths excluded)."""
+        with self._lock:
+            return [r for r in self.requests if r.path == LISTING_PATH]
+
+    def bot(self, bot_id: str) -> Bot:
+        """The sandbox bot with this id."""
+        return self._by_id[bot_id]
+
+    def all_records(self, kind: str) -> dict[tuple[str, str], Record]:
+        """Every record of one kind, keyed by (botId, _id)."""
+        with self._lock:
+            return {(b.bot_id, r["_id"]): r for b in self.bots for r in b.inbox(kind)}
+
+    def touch(self, bot_id: str, kind: str, count: int, *, status: str | None = None) -> list[str]:
+        """Update the `count` oldest records now: new `updatedAt`, moved to the top."""
+        with self._lock:
+            inbox = self.bot(bot_id).inbox(kind)
+            moved = [inbox.pop() for _ in range(min(count, len(inbox)))]
+            now = iso(datetime.now(timezone.utc))
+            for record in moved:
+                record["updatedAt"] = now
+                record["websiteVisits"] = (record.get("websiteVisits") or 0) + 1
+                if status:
+                    record["status"] = status
+            inbox[:0] = moved
+            self._page_cache.clear()
+            return [r["_id"] for r in moved]
+
+    def add(self, bot_id: str, kind: str, count: int, seed: str = "new") -> list[str]:
+        """New conversations arrive at the top of page 1."""
+        import random  # noqa: PLC0415 - only the live-data helpers need it
+
+        with self._lock:
+            inbox = self.bot(bot_id).inbox(kind)
+            rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
+            now = datetime.now(timezone.utc)
+            fresh = [make_record(rng, len(inbox) + n, now) for n in range(count)]
+            inbox[:0] = fresh
+            self._page_cache.clear()
+            return [r["_id"] for r in fresh]
+
+    # --- request handling (called from server threads) --------------------------------
+    def _authenticate(self, headers: dict[str, str]) -> str | None:
+        """The presented token, if it is one the sandbox knows (either auth style)."""
+        token = headers.get("x-bot-token")
+        bearer = headers.get("authorization", "")
+        if token is None and bearer.startswith("Bearer ") and headers.get("authtype") == "Key":
+            token = bearer.removeprefix("Bearer ")
+        known = {bot.token for bot in self.bots}
+        return token if token in known else None
+
+    def _retry_after(self, token: str) -> int | None:
+        """Count this request against the token's window; seconds to wait if over it."""
+        if self.rate_limit is None:
+            return None
+        now = time.monotonic()
+        served = self._served_at[token]
+        while served and served[0] <= now - self.rate_window:
+            served.popleft()
+        if len(served) >= self.rate_limit:
+            return max(1, math.ceil(served[0] + self.rate_window - now))
+        served.append(now)
+        return None
+
+    def _take_fault(self, params: dict[str, str]) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(params):
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    def _validate(self, token: str, params: dict[str, str]) -> str | None:
+        """The 400 message for invalid query parameters, as the endpoint page lists them."""
+        missing = [p for p in ("botId", "customerId", "page", "type") if not params.get(p)]
+        if missing:
+            return f"Missing required query parameter(s): {', '.join(missing)}"
+        if params["type"] not in KINDS:
+            return "Invalid type: expected 'lead' or 'non-lead'"
+        if not params["page"].isdigit() or int(params["page"]) < 1:
+            return "Invalid page: expected a number starting at 1"
+        bot = self._by_id.get(params["botId"])
+        if bot is None or bot.customer_id != params["customerId"] or bot.token != token:
+            return "Invalid botId or customerId"
+        return None
+
+    def page_body(self, bot_id: str, kind: str, page: int) -> bytes:
+        """The success envelope of one page, serialized once per inbox version."""
+        key = (bot_id, kind, page)
+        with self._lock:
+            body = self._page_cache.get(key)
+            if body is None:
+                body = _envelope(self._page(bot_id, kind, page))
+                self._page_cache[key] = body
+            return body
+
+    def _page(self, bot_id: str, kind: str, page: int) -> list[Record]:
+        start = (page - 1) * self.page_size
+        return self.bot(bot_id).inbox(kind)[start : start + self.page_size]
+
+
+def _envelope(data: Any, *, success: bool = True, message: str = "ok", code: int = 200) -> bytes:
+    body = {"success": success, "message": message, "code": code, "data": data}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sandbox: Sandbox  # set on the per-server subclass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read `Sandbox.requests` instead."""
+
+    def do_GET(self) -> None:
+        split = urlsplit(self.path)
+        params = {k: v[0] for k, v in parse_qs(split.query).items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        received = ReceivedRequest(time.monotonic(), split.path, params, headers)
+        sandbox = self.sandbox
+        with sandbox._lock:
+            sandbox.requests.append(received)
+        if split.path != LISTING_PATH:
+            self._reply(
+                received,
+                HTTPStatus.NOT_FOUND,
+                _envelope(None, success=False, message="Not Found", code=404),
+            )
+            return
+        if sandbox.before_request is not None:
+            sandbox.before_request(sandbox)
+        with sandbox._lock:
+            token = sandbox._authenticate(headers)
+            if token is None:
+                self._reply(
+                    received,
+                    HTTPStatus.UNAUTHORIZED,
+                    _envelope(
+                        None,
+                        success=False,
+                        message="Unauthorized: invalid or missing token",
+                        code=401,
+                    ),
+                )
+                return
+            wait = sandbox._retry_after(token)
+            fault = None if wait is not None else sandbox._take_fault(params)
+            problem = sandbox._validate(token, params)
+        if wait is not None:
+            body = _envelope(None, success=False, message="Too Many Requests", code=429)
+            self._reply(received, HTTPStatus.TOO_MANY_REQUESTS, body, {"Retry-After": str(wait)})
+        elif fault is not None and self._misbehave(received, fault, params, problem):
+            return
+        elif problem is not None:
+            self._reply(
+                received,
+                HTTPStatus.BAD_REQUEST,
+                _envelope(None, success=False, message=problem, code=400),
+            )
+        else:
+            page = int(params["page"])
+            self._reply(
+                received, HTTPStatus.OK, sandbox.page_body(params["botId"], params["type"], page)
+            )
+
+    def _misbehave(
+        self, received: ReceivedRequest, fault: Fault, params: dict[str, str], problem: str | None
+    ) -> bool:
+        """Apply `fault`; False when the request should then be answered normally."""
+        sandbox = self.sandbox
+        if fault.kind == "status":
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            body = _envelope(None, success=False, message=fault.message, code=fault.status)
+            self._reply(received, fault.status, body, extra)
+        elif fault.kind == "envelope":
+            code = fault.code if fault.code is not None else 500
+            self._reply(
+                received,
+                HTTPStatus.OK,
+                _envelope([], success=False, message=fault.message, code=code),
+            )
+        elif fault.kind == "body":
+            self._reply(received, fault.status, fault.body, content_type="text/html; charset=utf-8")
+        elif fault.kind == "reset":
+            received.status = -1
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif fault.kind == "hang":
+            sandbox._stopping.wait(fault.delay)
+            return False
+        elif problem is not None:
+            return False
+        elif fault.kind == "truncated":
+            body = sandbox.page_body(params["botId"], params["type"], int(params["page"]))
+            received.status = -2
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif fault.kind == "ignore_page":
+            self._reply(
+                received, HTTPStatus.OK, sandbox.page_body(params["botId"], params["type"], 1)
+            )
+        elif fault.kind == "data":
+            assert fault.transform is not None, "a 'data' fault needs a transform"
+            records = json.loads(
+                sandbox.page_body(params["botId"], params["type"], int(params["page"]))
+            )["data"]
+            self._reply(received, HTTPStatus.OK, _envelope(fault.transform(records)))
+        else:
+            msg = f"unknown fault kind {fault.kind!r}"
+            raise ValueError(msg)
+        return True
+
+    def _reply(
+        self,
+        received: ReceivedRequest,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
+        received.status = int(status)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve(sandbox: Sandbox, announce: Iterable[Callable[[str], None]] = (print,)) -> None:
+    """Start `sandbox`, announce its URL and block until interrupted."""
+    sandbox.start()
+    for callback in announce:
+        callback(sandbox.url)
+    try:
+        threading.Event().wait()
+    finally:
+        sandbox.stop()

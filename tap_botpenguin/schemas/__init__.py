@@ -1,0 +1,1 @@
+"""JSON Schemas of the streams (one file per schema)."""

@@ -1,0 +1,252 @@
+"""tap-botpenguin: settings, bots and the stream list."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.authenticators import (
+    APIAuthenticatorBase,
+    APIKeyAuthenticator,
+    BearerTokenAuthenticator,
+)
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_botpenguin import streams
+from tap_botpenguin.client import parse_timestamp
+from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
+from tap_botpenguin.throttle import RateLimiter
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+DEFAULT_API_URL = "https://api.v7.botpenguin.com"
+AUTH_METHODS = ("x-bot-token", "bearer")
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """Everything needed to read one bot: ids, credentials and the token's rate limiter."""
+
+    bot_id: str
+    customer_id: str
+    token: str = field(repr=False)
+    authenticator: APIAuthenticatorBase = field(repr=False)
+    limiter: RateLimiter = field(repr=False)
+
+
+def make_authenticator(auth_method: str, token: str) -> APIAuthenticatorBase:
+    """`x-bot-token` (the endpoint page) or `Bearer` + `authtype: Key` (platform token)."""
+    if auth_method == "bearer":
+        authenticator = BearerTokenAuthenticator(token=token)
+        authenticator.auth_headers["authtype"] = "Key"
+        return authenticator
+    return APIKeyAuthenticator(key="x-bot-token", value=token, location="header")
+
+
+class TapBotPenguin(Tap):
+    """Singer tap for BotPenguin leads and chats."""
+
+    name = "tap-botpenguin"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "bot_token",
+            th.StringType,
+            secret=True,
+            title="Bot token",
+            description="The API token. Required unless every entry of `bots` has its own.",
+        ),
+        th.Property(
+            "auth_method",
+            th.StringType,
+            default="x-bot-token",
+            allowed_values=list(AUTH_METHODS),
+            title="Auth method",
+            description=(
+                "`x-bot-token`: header `x-bot-token: <token>` (token from BotPenguin support). "
+                "`bearer`: `Authorization: Bearer <token>` plus `authtype: Key` (platform "
+                "access token from More > Developers > API Tokens)."
+            ),
+        ),
+        th.Property(
+            "customer_id",
+            th.StringType,
+            title="Customer ID",
+            description=(
+                "`customerId` query parameter (from the bot's page URL "
+                "`https://page.botpenguin.com/<botId>/<customerId>`). Required unless every "
+                "entry of `bots` has its own."
+            ),
+        ),
+        th.Property("bot_id", th.StringType, title="Bot ID", description="One bot to extract."),
+        th.Property(
+            "bots",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("bot_id", th.StringType, required=True),
+                    th.Property("bot_token", th.StringType, secret=True),
+                    th.Property("customer_id", th.StringType),
+                    additional_properties=False,
+                )
+            ),
+            title="Bots",
+            description=(
+                "Several bots in one run: `[{bot_id, bot_token?, customer_id?}]`. Entries "
+                "without a token or customer use `bot_token` / `customer_id`. At least one of "
+                "`bot_id` and `bots` is required."
+            ),
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description="Base URL of the API (tests and the sandbox point it at 127.0.0.1).",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            title="Start date",
+            description="Emit only records with `updatedAt` at or after this instant.",
+        ),
+        th.Property(
+            "requests_per_minute",
+            th.IntegerType(minimum=1),
+            default=100,
+            title="Requests per minute",
+            description=(
+                "Client-side ceiling per token, shared by every stream and bot using that "
+                "token, retries included. BotPenguin allows 100."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(exclusive_minimum=0),
+            default=60,
+            title="Request timeout",
+            description="Seconds to wait for each response before retrying.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=1),
+            default=8,
+            title="Max retries",
+            description="Attempts per request (first try included) before the run fails.",
+        ),
+    ).to_dict()
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [streams.LeadsStream(self), streams.ChatsStream(self)]
+
+    # --- settings --------------------------------------------------------------------
+    @cached_property
+    def secrets(self) -> list[str]:
+        """Every token in the config, for redaction."""
+        tokens = [self.config.get("bot_token")]
+        tokens += [bot.get("bot_token") for bot in self.config.get("bots") or []]
+        return [token for token in tokens if isinstance(token, str) and token]
+
+    @cached_property
+    def bots(self) -> list[BotSettings]:
+        """The bots to read, in config order, with their resolved token and customer."""
+        entries = list(self.config.get("bots") or [])
+        if self.config.get("bot_id"):
+            entries.insert(0, {"bot_id": self.config["bot_id"]})
+        limiters: dict[str, RateLimiter] = {}
+        resolved = []
+        for entry in entries:
+            token = entry.get("bot_token") or self.config["bot_token"]
+            limiter = limiters.setdefault(token, RateLimiter(self.config["requests_per_minute"]))
+            resolved.append(
+                BotSettings(
+                    bot_id=entry["bot_id"],
+                    customer_id=entry.get("customer_id") or self.config["customer_id"],
+                    token=token,
+                    authenticator=make_authenticator(self.config["auth_method"], token),
+                    limiter=limiter,
+                )
+            )
+        return resolved
+
+    def bot_settings(self, bot_id: str) -> BotSettings:
+        """The settings of one configured bot."""
+        for bot in self.bots:
+            if bot.bot_id == bot_id:
+                return bot
+        msg = f"bot {bot_id} is in the state but not in the settings"
+        raise BotPenguinError(msg)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's only config hook: add the rules JSON Schema cannot say clearly, and make
+        # sure no message echoes a token (jsonschema quotes offending values).
+        self._coerce_env_numbers()
+        errors = super()._validate_config(raise_errors=False) + self._setting_problems()
+        errors = [redact(error, self.secrets) for error in errors]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    def _coerce_env_numbers(self) -> None:
+        """`TAP_BOTPENGUIN_REQUEST_TIMEOUT=30` arrives as a string; the SDK parses only ints."""
+        value = self._config.get("request_timeout")
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                self._config["request_timeout"] = float(value)
+
+    def _setting_problems(self) -> list[str]:
+        config = self.config
+        problems = []
+        entries = [e for e in config.get("bots") or [] if isinstance(e, dict)]
+        if not config.get("bot_id") and not entries:
+            problems.append("Set `bot_id` (one bot) or `bots` (several): neither is set.")
+        if config.get("bot_id"):
+            entries = [{"bot_id": config["bot_id"]}, *entries]
+        ids = [e.get("bot_id") for e in entries]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)})
+        if duplicates:
+            problems.append(f"`bots`/`bot_id` list bot {', '.join(duplicates)} more than once.")
+        if not config.get("bot_token") and any(not e.get("bot_token") for e in entries):
+            problems.append(
+                "`bot_token` is required (or give every entry of `bots` its own `bot_token`)."
+            )
+        if not config.get("customer_id") and any(not e.get("customer_id") for e in entries):
+            problems.append(
+                "`customer_id` is required (or give every entry of `bots` its own `customer_id`)."
+            )
+        url = urlparse(str(config.get("api_url", "")))
+        if url.scheme not in {"http", "https"} or not url.netloc:
+            problems.append(f"`api_url` must be an http(s) URL, got {config.get('api_url')!r}.")
+        start_date = config.get("start_date")
+        if start_date is not None and parse_timestamp(start_date) is None:
+            problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")
+        return problems
+
+    # --- running ---------------------------------------------------------------------
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Defence in depth: whatever a library logs, no handler prints a configured token.
+        redacting = RedactingFilter(self.secrets)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(redacting)
+
+    @override
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Run the CLI; a failure we understand ends as one readable line and exit code 1."""
+        try:
+            super().invoke(*args, **kwargs)
+        except BotPenguinError as exc:
+            cls.logger.error("%s", exc)  # messages are redacted where they are built
+            raise SystemExit(1) from None
