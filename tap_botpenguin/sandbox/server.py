@@ -158,15 +158,27 @@ class Sandbox:
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
             moved = [inbox.pop() for _ in range(min(count, len(inbox)))]
+            inbox[:0] = moved
+            return self.update_in_place(bot_id, kind, range(len(moved)), status=status)
+
+    def update_in_place(
+        self, bot_id: str, kind: str, positions: Iterable[int], *, status: str | None = None
+    ) -> list[str]:
+        """Update the records at `positions` now, leaving them where they are in the list
+        (as an API sorted by something other than `updatedAt` would)."""
+        with self._lock:
+            inbox = self.bot(bot_id).inbox(kind)
             now = iso(datetime.now(timezone.utc))
-            for record in moved:
+            changed = []
+            for position in positions:
+                record = inbox[position]
                 record["updatedAt"] = now
                 record["websiteVisits"] = (record.get("websiteVisits") or 0) + 1
                 if status:
                     record["status"] = status
-            inbox[:0] = moved
+                changed.append(record["_id"])
             self._page_cache.clear()
-            return [r["_id"] for r in moved]
+            return changed
 
     def add(self, bot_id: str, kind: str, count: int, seed: str = "new") -> list[str]:
         """New conversations arrive at the top of page 1."""
@@ -250,6 +262,9 @@ def _envelope(data: Any, *, success: bool = True, message: str = "ok", code: int
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, each response
+    # would stall ~40 ms on the client's delayed ACK.
+    disable_nagle_algorithm = True
     sandbox: Sandbox  # set on the per-server subclass
 
     def log_message(self, format: str, *args: Any) -> None:

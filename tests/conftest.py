@@ -1,0 +1,144 @@
+"""Shared fixtures: a live sandbox on loopback and helpers that run the tap for real."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_botpenguin.sandbox import (
+    QUIET_BOT,
+    SANDBOX_CUSTOMER,
+    SANDBOX_TOKEN,
+    WEBSITE_BOT,
+    WHATSAPP_BOT,
+    Bot,
+    Sandbox,
+    default_bots,
+)
+from tap_botpenguin.tap import TapBotPenguin
+
+ALL_BOTS = [WEBSITE_BOT, WHATSAPP_BOT, QUIET_BOT]
+STREAM_TYPES = {"leads": "lead", "chats": "non-lead"}
+
+
+@cache
+def _default_bots() -> list[Bot]:
+    return default_bots()
+
+
+def fresh_bots() -> list[Bot]:
+    """The demo account's bots, deep-copied so a test may change its inboxes."""
+    return copy.deepcopy(_default_bots())
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(bots=fresh_bots()) as server:
+        yield server
+
+
+def base_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
+    """Config reading every sandbox bot with the shared token."""
+    config: dict[str, Any] = {
+        "bot_token": SANDBOX_TOKEN,
+        "customer_id": SANDBOX_CUSTOMER,
+        "bots": [{"bot_id": bot_id} for bot_id in ALL_BOTS],
+        "api_url": sandbox.url,
+        "max_retries": 3,
+        "request_timeout": 5,
+    }
+    config.update(overrides)
+    return config
+
+
+@dataclass
+class SyncResult:
+    """What a tap run wrote: Singer messages on stdout (and stderr for CLI runs)."""
+
+    messages: list[dict[str, Any]]
+    stderr: str = ""
+    exit_code: int = 0
+    error: BaseException | None = None
+    stdout: str = ""
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                grouped[message["stream"]].append(message["record"])
+        self.records = dict(grouped)
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        return self.states[-1]
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        return {m["stream"]: m["schema"] for m in self.messages if m["type"] == "SCHEMA"}
+
+
+def _parse(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def run_in_process(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    tap_class: type[TapBotPenguin] = TapBotPenguin,
+) -> SyncResult:
+    """Sync in this process (fast; logs go to pytest's caplog). Errors are returned."""
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error: BaseException | None = None
+    with redirect_stdout(buffer):
+        try:
+            tap_class(config=config, state=copy.deepcopy(state)).sync_all()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            error = exc
+        buffer.flush()
+    stdout = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    return SyncResult(_parse(stdout), error=error, stdout=stdout)
+
+
+def run_cli(
+    config: dict[str, Any] | None,
+    tmp_path: Path,
+    state: dict[str, Any] | None = None,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> SyncResult:
+    """Run `python -m tap_botpenguin` as a user would; returns exit code, stdout, stderr."""
+    command = [sys.executable, "-m", "tap_botpenguin"]
+    if config is not None:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        command += ["--config", str(config_path)]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    command += args or []
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_BOTPENGUIN_")}
+    run_env.update(env or {})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=run_env, check=False
+    )
+    messages = _parse(done.stdout) if not args else []
+    return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)

@@ -1,0 +1,224 @@
+"""Every HTTP failure mode of the contract, against the sandbox: retried, or one clear error."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tap_botpenguin.client import retry_after_seconds
+from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
+
+from .conftest import base_config, run_cli, run_in_process
+
+ONE_PAGE = {"bot_id": WEBSITE_BOT, "type": "lead", "page": 2}
+
+
+def _page_requests(sandbox: Sandbox, page: int = 2) -> list:
+    return [
+        r
+        for r in sandbox.listing_requests()
+        if (r.params["botId"], r.params["type"], r.params["page"])
+        == (WEBSITE_BOT, "lead", str(page))
+    ]
+
+
+def _all_leads_emitted(sandbox: Sandbox, result) -> None:  # type: ignore[no-untyped-def]
+    assert result.error is None, result.error
+    emitted = {(r["botId"], r["_id"]) for r in result.records["leads"]}
+    assert emitted == set(sandbox.all_records("lead"))
+
+
+TRANSIENT = {
+    "500": Fault("status", status=500, **ONE_PAGE),
+    "503": Fault("status", status=503, message="upstream down", **ONE_PAGE),
+    "connection reset": Fault("reset", **ONE_PAGE),
+    "html page with 200": Fault("body", status=200, body=b"<html>Bad gateway</html>", **ONE_PAGE),
+    "truncated body": Fault("truncated", **ONE_PAGE),
+    "data is null": Fault("data", transform=lambda _: None, **ONE_PAGE),
+    "data is an object": Fault("data", transform=lambda rs: {"items": rs}, **ONE_PAGE),
+    "success false, code 500": Fault("envelope", code=500, **ONE_PAGE),
+    "success false, code 429": Fault("envelope", code=429, message="slow down", **ONE_PAGE),
+}
+
+
+@pytest.mark.parametrize("fault", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_transient_failures_are_retried_and_lose_nothing(sandbox: Sandbox, fault: Fault) -> None:
+    sandbox.inject(fault)
+
+    result = run_in_process(base_config(sandbox))
+
+    _all_leads_emitted(sandbox, result)
+    assert [r.status for r in _page_requests(sandbox)][-1] == 200
+    assert len(_page_requests(sandbox)) == 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", status=502, times=None, **ONE_PAGE),
+        Fault("body", status=200, body=b"<html>maintenance</html>", times=None, **ONE_PAGE),
+        Fault("reset", times=None, **ONE_PAGE),
+    ],
+    ids=["502", "html", "reset"],
+)
+def test_persistent_failures_stop_after_max_retries_naming_path_status_and_page(
+    sandbox: Sandbox, fault: Fault
+) -> None:
+    sandbox.inject(fault)
+
+    result = run_in_process(base_config(sandbox, max_retries=3))
+
+    message = str(result.error)
+    assert "GET /inbox/direct/chats page 2" in message
+    assert "gave up after 3 attempts (max_retries=3)" in message
+    assert f"bot {WEBSITE_BOT}" in message
+    if fault.kind == "status":
+        assert "502 Bad Gateway" in message
+    if fault.kind == "body":
+        assert "200 OK" in message
+        assert "not JSON" in message
+    assert len(_page_requests(sandbox)) == 3
+    assert "\n" not in message
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried(sandbox: Sandbox) -> None:
+    sandbox.inject(Fault("hang", delay=5, **ONE_PAGE))
+
+    result = run_in_process(base_config(sandbox, request_timeout=0.5))
+
+    _all_leads_emitted(sandbox, result)
+    assert len(_page_requests(sandbox)) == 2
+
+
+def test_timeouts_exhaust_retries_with_a_clear_message(sandbox: Sandbox) -> None:
+    sandbox.inject(Fault("hang", delay=5, times=None, **ONE_PAGE))
+
+    started = time.monotonic()
+    result = run_in_process(base_config(sandbox, request_timeout=0.3, max_retries=2))
+
+    assert time.monotonic() - started < 10
+    message = str(result.error)
+    assert "page 2" in message
+    assert "no answer within request_timeout=0.3 s" in message
+    assert "gave up after 2 attempts" in message
+
+
+def test_429_waits_retry_after_seconds_then_retries_the_same_page(sandbox: Sandbox) -> None:
+    sandbox.inject(Fault("status", status=429, retry_after="2", **ONE_PAGE))
+
+    result = run_in_process(base_config(sandbox))
+
+    _all_leads_emitted(sandbox, result)
+    first, retry = _page_requests(sandbox)
+    assert first.status == 429
+    assert retry.status == 200
+    assert retry.at - first.at >= 2.0
+
+
+def test_429_with_an_http_date_retry_after(sandbox: Sandbox) -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=3)
+    sandbox.inject(
+        Fault(
+            "status",
+            status=429,
+            retry_after=email.utils.format_datetime(when, usegmt=True),
+            **ONE_PAGE,
+        )
+    )
+
+    result = run_in_process(base_config(sandbox))
+
+    _all_leads_emitted(sandbox, result)
+    first, retry = _page_requests(sandbox)
+    assert retry.at - first.at >= 1.5
+
+
+def test_429_without_retry_after_waits_a_sane_default(sandbox: Sandbox) -> None:
+    sandbox.inject(Fault("status", status=429, **ONE_PAGE))
+
+    result = run_in_process(base_config(sandbox))
+
+    _all_leads_emitted(sandbox, result)
+    first, retry = _page_requests(sandbox)
+    assert retry.at - first.at >= 5.0
+
+
+def test_retry_after_parsing() -> None:
+    now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("7", now) == 7.0
+    assert retry_after_seconds("Tue, 24 Nov 2026 10:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Tue, 24 Nov 2026 09:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("999999", now) == 600.0
+    assert retry_after_seconds("-3", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", status=400, message="Invalid botId"),
+        Fault("envelope", code=400, message="Invalid botId"),
+    ],
+    ids=["http 400", "envelope 400"],
+)
+def test_400_fails_at_once_with_the_api_message_and_a_hint(sandbox: Sandbox, fault: Fault) -> None:
+    sandbox.inject(fault)
+
+    result = run_in_process(base_config(sandbox))
+
+    message = str(result.error)
+    assert "400 Bad Request: Invalid botId" in message
+    assert "Check bot_id and customer_id" in message
+    assert len(sandbox.listing_requests()) == 1
+
+
+def test_a_real_400_from_a_wrong_customer_id(sandbox: Sandbox) -> None:
+    result = run_in_process(base_config(sandbox, customer_id="0" * 24))
+
+    assert "400 Bad Request: Invalid botId or customerId" in str(result.error)
+    assert len(sandbox.listing_requests()) == 1
+
+
+@pytest.mark.parametrize("auth_method", ["x-bot-token", "bearer"])
+def test_a_wrong_token_fails_at_once_naming_the_auth_method(
+    sandbox: Sandbox, auth_method: str
+) -> None:
+    result = run_in_process(
+        base_config(sandbox, bot_token="not-the-token", auth_method=auth_method)
+    )
+
+    message = str(result.error)
+    assert "401 Unauthorized" in message
+    assert "missing, invalid or expired" in message
+    assert f"auth_method={auth_method}" in message
+    assert len(sandbox.listing_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("status", status=403, message="Forbidden"), Fault("envelope", code=401)],
+    ids=["403", "envelope 401"],
+)
+def test_403_and_envelope_401_are_auth_errors(sandbox: Sandbox, fault: Fault) -> None:
+    sandbox.inject(fault)
+
+    result = run_in_process(base_config(sandbox))
+
+    assert "missing, invalid or expired" in str(result.error)
+    assert len(sandbox.listing_requests()) == 1
+
+
+def test_cli_fails_with_exit_code_1_and_one_readable_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run_cli(base_config(sandbox, bot_token="not-the-token"), tmp_path)
+
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ERROR" in last
+    assert "401 Unauthorized" in last
+    assert "auth_method=x-bot-token" in last
+    assert "Traceback" not in result.stderr
