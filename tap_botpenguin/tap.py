@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from singer_sdk import Stream, Tap
@@ -53,10 +54,26 @@ def make_authenticator(auth_method: str, token: str) -> APIAuthenticatorBase:
     return APIKeyAuthenticator(key="x-bot-token", value=token, location="header")
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """The strings inside a config value, however it is nested."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif value is not None:
+        yield str(value)
+
+
 class TapBotPenguin(Tap):
     """Singer tap for BotPenguin leads and chats."""
 
     name = "tap-botpenguin"
+    #: The window `requests_per_minute` applies to (tests shorten it).
+    rate_window_seconds: ClassVar[float] = 60.0
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -152,10 +169,12 @@ class TapBotPenguin(Tap):
     # --- settings --------------------------------------------------------------------
     @cached_property
     def secrets(self) -> list[str]:
-        """Every token in the config, for redaction."""
+        """Every token in the config (even a mistyped one), for redaction."""
         tokens = [self.config.get("bot_token")]
-        tokens += [bot.get("bot_token") for bot in self.config.get("bots") or []]
-        return [token for token in tokens if isinstance(token, str) and token]
+        tokens += [
+            bot.get("bot_token") for bot in self.config.get("bots") or [] if isinstance(bot, dict)
+        ]
+        return [text for token in tokens for text in _strings(token) if text]
 
     @cached_property
     def bots(self) -> list[BotSettings]:
@@ -167,7 +186,9 @@ class TapBotPenguin(Tap):
         resolved = []
         for entry in entries:
             token = entry.get("bot_token") or self.config["bot_token"]
-            limiter = limiters.setdefault(token, RateLimiter(self.config["requests_per_minute"]))
+            limiter = limiters.setdefault(
+                token, RateLimiter(self.config["requests_per_minute"], self.rate_window_seconds)
+            )
             resolved.append(
                 BotSettings(
                     bot_id=entry["bot_id"],

@@ -109,7 +109,7 @@ def run_in_process(
     with redirect_stdout(buffer):
         try:
             tap_class(config=config, state=copy.deepcopy(state)).sync_all()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
+        except Exception as exc:
             error = exc
         buffer.flush()
     stdout = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import jsonschema
+
 from tap_botpenguin.client import USER_AGENT
 from tap_botpenguin.sandbox import (
     SANDBOX_CUSTOMER,

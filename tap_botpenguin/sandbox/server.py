@@ -164,8 +164,10 @@ class Sandbox:
     def update_in_place(
         self, bot_id: str, kind: str, positions: Iterable[int], *, status: str | None = None
     ) -> list[str]:
-        """Update the records at `positions` now, leaving them where they are in the list
-        (as an API sorted by something other than `updatedAt` would)."""
+        """Update the records at `positions` now, leaving them where they are.
+
+        That is what an API sorted by something other than `updatedAt` would do.
+        """
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
             now = iso(datetime.now(timezone.utc))

@@ -1,0 +1,115 @@
+"""Settings: validation before any request, --about/--discover without config, env vars."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tap_botpenguin.sandbox import SANDBOX_CUSTOMER, SANDBOX_TOKEN, WEBSITE_BOT, Sandbox
+
+from .conftest import base_config, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"bots": None}, "`bot_id` (one bot) or `bots`"),
+        ({"bot_token": None}, "`bot_token` is required"),
+        ({"customer_id": None}, "`customer_id` is required"),
+        (
+            {"bots": [{"bot_id": WEBSITE_BOT}, {"bot_id": WEBSITE_BOT}]},
+            f"bot {WEBSITE_BOT} more than once",
+        ),
+        ({"bot_id": WEBSITE_BOT}, f"bot {WEBSITE_BOT} more than once"),
+        ({"api_url": "ftp://example.com"}, "`api_url` must be an http(s) URL"),
+        ({"start_date": "last tuesday"}, "`start_date` must be an ISO 8601 date-time"),
+        ({"requests_per_minute": 0}, "config['requests_per_minute']"),
+        ({"request_timeout": 0}, "config['request_timeout']"),
+        ({"max_retries": 0}, "config['max_retries']"),
+        ({"auth_method": "basic"}, "config['auth_method']"),
+        ({"bots": [{"bot_id": WEBSITE_BOT, "bot_tokn": "typo"}]}, "config['bots'][0]"),
+    ],
+)
+def test_bad_settings_fail_before_any_request_naming_the_setting(
+    sandbox: Sandbox, tmp_path: Path, change: dict, named: str
+) -> None:
+    config = {k: v for k, v in {**base_config(sandbox), **change}.items() if v is not None}
+
+    result = run_cli(config, tmp_path)
+
+    assert result.exit_code == 1
+    assert named in result.stderr
+    assert sandbox.listing_requests() == []
+    assert result.stdout == ""
+
+
+def test_every_bot_may_bring_its_own_token_and_customer(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = base_config(sandbox)
+    del config["bot_token"], config["customer_id"]
+    config["bots"] = [
+        {"bot_id": WEBSITE_BOT, "bot_token": SANDBOX_TOKEN, "customer_id": SANDBOX_CUSTOMER}
+    ]
+
+    result = run_cli(config, tmp_path)
+
+    assert result.exit_code == 0, result.stderr
+    assert len(result.records["leads"]) == 180
+
+
+@pytest.mark.parametrize("flag", [["--about"], ["--about", "--format=json"], ["--discover"]])
+def test_about_and_discover_need_no_config(tmp_path: Path, flag: list[str]) -> None:
+    result = run_cli(None, tmp_path, args=flag)
+
+    assert result.exit_code == 0, result.stderr
+    if flag == ["--discover"]:
+        catalog = json.loads(result.stdout)
+        streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
+        assert set(streams) == {"leads", "chats"}
+        for stream in streams.values():
+            assert stream["key_properties"] == ["_id"]
+            assert stream["replication_key"] == "updatedAt"
+            assert stream["schema"]["properties"]["updatedAt"]["format"] == "date-time"
+
+
+def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) -> None:
+    env = {
+        "TAP_BOTPENGUIN_BOT_TOKEN": SANDBOX_TOKEN,
+        "TAP_BOTPENGUIN_CUSTOMER_ID": SANDBOX_CUSTOMER,
+        "TAP_BOTPENGUIN_BOTS": json.dumps([{"bot_id": WEBSITE_BOT}]),
+        "TAP_BOTPENGUIN_API_URL": sandbox.url,
+        "TAP_BOTPENGUIN_REQUEST_TIMEOUT": "7.5",
+        "TAP_BOTPENGUIN_REQUESTS_PER_MINUTE": "90",
+    }
+
+    result = run_cli(None, tmp_path, args=["--config=ENV"], env=env)
+
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sum(1 for m in records if m["type"] == "RECORD" and m["stream"] == "leads") == 180
+
+
+def _settings_rows(markdown: str) -> list[str]:
+    section = markdown.split("## Settings", 1)[1]
+    return [line for line in section.splitlines() if line.startswith("| ")]
+
+
+def test_readme_settings_table_matches_about() -> None:
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_botpenguin", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    readme = (ROOT / "README.md").read_text()
+    generated = _settings_rows(about)
+    assert generated
+    block = re.search(r"<!-- settings:start -->(.*?)<!-- settings:end -->", readme, re.S)
+    assert block, "README.md lacks the settings block"
+    assert [line for line in block.group(1).splitlines() if line.startswith("| ")] == generated

@@ -1,0 +1,87 @@
+"""Client-side throttling: at most `requests_per_minute` per window and token, retries included."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import pytest
+
+from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
+from tap_botpenguin.tap import TapBotPenguin
+from tap_botpenguin.throttle import RateLimiter
+
+from .conftest import base_config, fresh_bots, run_in_process
+
+WINDOW = 1.5  # waits of >= 1 s are announced, so they show up in the log
+
+
+class ShortWindowTap(TapBotPenguin):
+    """The real tap with a 1.5 s window instead of 60 s, so the limit is reached quickly."""
+
+    rate_window_seconds: ClassVar[float] = WINDOW
+
+
+def _max_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+def test_limiter_spaces_requests_by_the_window_after_each_finish() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(3, window=60.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        with limiter.slot():
+            now[0] += 0.5  # each request takes half a second
+    assert slept == []
+    with limiter.slot():
+        pass
+    # The first request finished at 0.5 s: the fourth may start at 60.5 s.
+    assert slept == [pytest.approx(59.0)]
+    assert limiter.recent(60.0) == 3
+
+
+def test_limiter_counts_failed_requests_too() -> None:
+    now = [0.0]
+    limiter = RateLimiter(
+        1, window=10.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
+    with pytest.raises(RuntimeError), limiter.slot():
+        raise RuntimeError
+    assert limiter.delay() == pytest.approx(10.0)
+
+
+def test_the_server_never_sees_more_than_the_limit_and_sends_no_429(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limit = 3
+    bots = [b for b in fresh_bots() if b.bot_id in {WEBSITE_BOT, WHATSAPP_BOT}]
+    with Sandbox(bots=bots, page_size=50, rate_limit=limit, rate_window=WINDOW) as server:
+        # A retried 500 takes a slot like any request.
+        server.inject(Fault("status", status=500, bot_id=WHATSAPP_BOT, type="lead", page=1))
+        config = base_config(
+            server,
+            bots=[{"bot_id": WEBSITE_BOT}, {"bot_id": WHATSAPP_BOT}],
+            requests_per_minute=limit,
+        )
+        with caplog.at_level(logging.INFO):
+            result = run_in_process(config, tap_class=ShortWindowTap)
+
+        assert result.error is None
+        assert len(result.records["leads"]) == 235
+        times = [r.at for r in server.listing_requests()]
+        statuses = [r.status for r in server.listing_requests()]
+    assert 429 not in statuses
+    assert statuses.count(500) == 1
+    # Pages of 50 plus one empty page per listing: leads 4+1 and 2+1 (+1 retry), chats 5+1 and 1+1.
+    assert len(times) == 17
+    assert _max_in_any_window(times, WINDOW) <= limit
+    # 17 requests at 3 per window cannot take less than 5 full windows.
+    assert times[-1] - times[0] >= 5 * WINDOW
+    assert "waiting" in caplog.text
+    assert "for the rate limit (requests_per_minute=3)" in caplog.text
