@@ -28,6 +28,7 @@ from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
 from tap_botpenguin import schemas
 from tap_botpenguin.errors import BotPenguinError, redact
+from tap_botpenguin.naming import snake_case, snake_case_record, snake_case_schema
 from tap_botpenguin.progress import Progress
 
 if sys.version_info >= (3, 12):
@@ -62,6 +63,23 @@ def _tap_version() -> str:
 
 
 USER_AGENT = f"tap-botpenguin/{_tap_version()}"
+
+
+class ChatSchema(StreamSchema[str]):
+    """The documented schema; with `snake_case_fields`, the same with snake_case names."""
+
+    def __init__(self) -> None:
+        super().__init__(SchemaDirectory(schemas), key="chat")
+        self._snake: dict[int, Any] = {}
+
+    @override
+    def get_stream_schema(self, stream: Any, stream_class: Any) -> Any:
+        schema = super().get_stream_schema(stream, stream_class)
+        if not stream.config.get("snake_case_fields"):
+            return schema
+        if id(schema) not in self._snake:  # the source caches `schema`: convert it once
+            self._snake[id(schema)] = snake_case_schema(schema)
+        return self._snake[id(schema)]
 
 
 class MalformedPageError(RetriableAPIError):
@@ -111,7 +129,7 @@ class BotPenguinStream(RESTStream[int]):
     # The API documents no sort order: the SDK then only commits a bookmark when a bot's
     # listing is complete, capped at the sync's start time (the "signpost").
     is_sorted = False
-    schema = StreamSchema(SchemaDirectory(schemas), key="chat")
+    schema = ChatSchema()
 
     #: The API's `type` query value for this stream.
     inbox_type: ClassVar[str]
@@ -120,6 +138,11 @@ class BotPenguinStream(RESTStream[int]):
 
     def __init__(self, tap: TapBotPenguin) -> None:
         super().__init__(tap)
+        self._snake_case = bool(self.config.get("snake_case_fields"))
+        # The SDK copies partition keys into records, so they follow the naming too.
+        self._bot_key = snake_case("botId") if self._snake_case else "botId"
+        if self._snake_case:
+            self.replication_key = snake_case(self.replication_key)
         self._bot: BotSettings | None = None
         self._progress: Progress | None = None
         self._decoded: tuple[requests.Response, list[dict[str, Any]]] | None = None
@@ -163,7 +186,7 @@ class BotPenguinStream(RESTStream[int]):
     @property
     def partitions(self) -> list[dict[str, Any]]:
         # State is kept per bot; tokens and customer ids are looked up, never stored in state.
-        return [{"botId": bot.bot_id} for bot in self._tap.bots]
+        return [{self._bot_key: bot.bot_id} for bot in self._tap.bots]
 
     @override
     def get_new_paginator(self) -> PageNumberPaginator:
@@ -407,7 +430,7 @@ class BotPenguinStream(RESTStream[int]):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Read one bot's listing; keep records updated at or after the bookmark/start_date."""
         assert context is not None, "streams are always partitioned by bot"
-        self._bot = self._tap.bot_settings(context["botId"])
+        self._bot = self._tap.bot_settings(context[self._bot_key])
         self._previous_page_ids = None
         self._progress = Progress(self.logger, self.name, self.bot.bot_id, self.bot.limiter)
         # The SDK writes the signpost for the stream, not per partition: without it an
@@ -437,6 +460,8 @@ class BotPenguinStream(RESTStream[int]):
             raise BotPenguinError(msg)
         row["botId"] = self.bot.bot_id
         row["customerId"] = self.bot.customer_id
+        if self._snake_case:
+            return snake_case_record(row)  # type: ignore[no-any-return]
         return row
 
 

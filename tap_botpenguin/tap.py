@@ -160,6 +160,17 @@ class TapBotPenguin(Tap):
             title="Max retries",
             description="Attempts per request (first try included) before the run fails.",
         ),
+        th.Property(
+            "snake_case_fields",
+            th.BooleanType,
+            default=False,
+            title="snake_case field names",
+            description=(
+                "Emit snake_case names in schemas and records (`isOnline` -> `is_online`, "
+                "`_agentAssigned` -> `agent_assigned`; `_id` is kept). The replication key "
+                "becomes `updated_at`, so switching this on starts a full re-sync."
+            ),
+        ),
     ).to_dict()
 
     @override

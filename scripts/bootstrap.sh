@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Idempotent set-up: .venv with the tap, Meltano and the dev tools, then Meltano's plugins.
+# Re-runs only when pyproject.toml or meltano.yml changed since the last successful set-up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "tap-botpenguin needs Python >= 3.10 (found $("$python" --version 2>&1))" >&2
+  exit 1
+}
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.setup-$(cat pyproject.toml meltano.yml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "Setting up .venv and Meltano plugins (first run only)..." >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/meltano install >/dev/null
+  rm -f .venv/.setup-*
+  touch "$stamp"
+fi

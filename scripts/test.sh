@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: set-up if needed, PostgreSQL up, lint, type check, then every test.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k throttle).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+scripts/postgres.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy tap_botpenguin
+.venv/bin/pytest "$@"
