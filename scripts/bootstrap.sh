@@ -21,7 +21,7 @@ if [ ! -f "$stamp" ]; then
   echo "Setting up .venv and Meltano plugins (first run only)..." >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[dev]"
-  .venv/bin/meltano install >/dev/null
+  .venv/bin/meltano --log-level=warning install
   rm -f .venv/.setup-*
   touch "$stamp"
 fi

@@ -1,0 +1,288 @@
+"""End to end: `meltano run` into a real PostgreSQL, DuckDB and JSONL, state from Meltano.
+
+PostgreSQL comes from scripts/postgres.sh (the test command runs it). The sandbox serves
+from this process; Meltano and its plugins run as subprocesses, exactly as users run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+import yaml
+
+from tap_botpenguin.naming import snake_case
+from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Sandbox
+from tap_botpenguin.sandbox.env import sandbox_settings
+
+from .conftest import STREAM_TYPES, fresh_bots
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+MELTANO = Path(sys.executable).parent / "meltano"
+PG = {
+    "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("TEST_PG_PORT", "5432")),
+    "user": "tap_botpenguin",
+    "password": "tap_botpenguin",
+    "dbname": "tap_botpenguin",
+}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    # Several full syncs in a row would exceed the real 100/min limit: not the subject here.
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as server:
+        yield server
+
+
+@pytest.fixture
+def pg() -> Iterator[psycopg.Connection]:
+    try:
+        connection = psycopg.connect(**PG, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable ({exc}); run scripts/postgres.sh first")
+    with connection:
+        yield connection
+
+
+class Meltano:
+    """Runs `meltano` in the repository's project with an isolated state database."""
+
+    def __init__(self, tmp_path: Path, sandbox: Sandbox, **env: str) -> None:
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TAP_BOTPENGUIN_", "TARGET_", "MELTANO_"))
+        }
+        self.env.update(sandbox_settings(sandbox.url))
+        self.env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
+        self.env.update(env)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(MELTANO), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return done
+
+
+def _postgres_meltano(tmp_path: Path, sandbox: Sandbox, schema: str, **env: str) -> Meltano:
+    return Meltano(
+        tmp_path,
+        sandbox,
+        TARGET_POSTGRES_HOST=PG["host"],
+        TARGET_POSTGRES_PORT=str(PG["port"]),
+        TARGET_POSTGRES_USER=PG["user"],
+        TARGET_POSTGRES_PASSWORD=PG["password"],
+        TARGET_POSTGRES_DATABASE=PG["dbname"],
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+        **env,
+    )
+
+
+@pytest.fixture
+def schema(pg: psycopg.Connection) -> Iterator[str]:
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    yield name
+    pg.execute(f'drop schema if exists "{name}" cascade')
+
+
+def _expected_per_bot(sandbox: Sandbox, kind: str) -> Counter[str]:
+    return Counter(bot_id for bot_id, _ in sandbox.all_records(kind))
+
+
+def _pg_counts(pg: psycopg.Connection, schema: str, stream: str, bot_column: str) -> Counter[str]:
+    rows = pg.execute(
+        f'select "{bot_column}", count(*) from "{schema}"."{stream}" group by 1'
+    ).fetchall()
+    return Counter({bot: count for bot, count in rows})
+
+
+def _column_types(pg: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    rows = pg.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = %s and table_name = %s",
+        (schema, table),
+    ).fetchall()
+    return dict(rows)
+
+
+def test_postgres_load_rerun_and_incremental(
+    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path
+) -> None:
+    meltano = _postgres_meltano(tmp_path, sandbox, schema)
+    meltano.run("run", "tap-botpenguin", "target-postgres")
+
+    for stream, kind in STREAM_TYPES.items():
+        assert _pg_counts(pg, schema, stream, "botId") == _expected_per_bot(sandbox, kind)
+
+    types = _column_types(pg, schema, "leads")
+    assert types["updatedAt"].startswith("timestamp")
+    assert types["createdAt"].startswith("timestamp")
+    assert types["profile"] == "jsonb"
+    assert types["lastMessage"] == "jsonb"
+    assert types["isOnline"] == "boolean"
+
+    # Nested objects and unicode survive the trip unchanged.
+    stored = dict(pg.execute(f'select "_id", "profile" from "{schema}"."leads"').fetchall())
+    for (_, record_id), record in sandbox.all_records("lead").items():
+        assert stored[record_id] == record["profile"]
+    names = [
+        r[0]
+        for r in pg.execute(
+            f"""select "profile"->'userDetails'->>'name' from "{schema}"."leads" """
+        ).fetchall()
+    ]
+    assert any(name and not name.isascii() for name in names)
+
+    # Reloading everything (state ignored) upserts: no duplicates.
+    meltano.run("run", "--full-refresh", "tap-botpenguin", "target-postgres")
+    assert _pg_counts(pg, schema, "leads", "botId") == _expected_per_bot(sandbox, "lead")
+
+    # Between runs the inbox changes; the next run (state from Meltano) reads only that.
+    touched = set(sandbox.touch(WEBSITE_BOT, "lead", 5, status="CLOSED"))
+    added = set(sandbox.add(WHATSAPP_BOT, "non-lead", 2))
+    second_started = datetime.now(timezone.utc)
+    meltano.run("run", "tap-botpenguin", "target-postgres")
+
+    assert _pg_counts(pg, schema, "chats", "botId") == _expected_per_bot(sandbox, "non-lead")
+    fresh_leads = {
+        row[0]: row[1]
+        for row in pg.execute(
+            f'select "_id", "updatedAt" from "{schema}"."leads" where "_sdc_extracted_at" >= %s',
+            (second_started,),
+        ).fetchall()
+    }
+    assert touched <= fresh_leads.keys()
+    # Besides the changed rows, only the rows sitting exactly at a bookmark come again.
+    assert len(fresh_leads.keys() - touched) <= 2
+    statuses = dict(pg.execute(f'select "_id", "status" from "{schema}"."leads"').fetchall())
+    assert all(statuses[record_id] == "CLOSED" for record_id in touched)
+    fresh_chats = {
+        row[0]
+        for row in pg.execute(
+            f'select "_id" from "{schema}"."chats" where "_sdc_extracted_at" >= %s',
+            (second_started,),
+        ).fetchall()
+    }
+    assert added <= fresh_chats
+    assert len(fresh_chats - added) <= 3
+
+
+def test_postgres_with_snake_case_names(
+    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path
+) -> None:
+    meltano = _postgres_meltano(tmp_path, sandbox, schema, TAP_BOTPENGUIN_SNAKE_CASE_FIELDS="true")
+    meltano.run("run", "tap-botpenguin", "target-postgres")
+
+    columns = set(_column_types(pg, schema, "leads"))
+    api_fields = set(
+        json.loads((ROOT / "tap_botpenguin/schemas/chat.json").read_text())["properties"]
+    )
+    assert {snake_case(name) for name in api_fields} <= columns
+    assert {
+        "_id",
+        "is_online",
+        "agent_assigned",
+        "website_visits",
+        "updated_at",
+        "bot_id",
+    } <= columns
+    assert all(name == name.lower() for name in columns)
+    assert _pg_counts(pg, schema, "leads", "bot_id") == _expected_per_bot(sandbox, "lead")
+    nested = pg.execute(
+        f'select "profile" from "{schema}"."leads" where "profile" is not null'
+    ).fetchall()
+    assert any("user_details" in row[0] for row in nested)
+
+    meltano.run("run", "tap-botpenguin", "target-postgres")
+    assert _pg_counts(pg, schema, "leads", "bot_id") == _expected_per_bot(sandbox, "lead")
+
+
+def test_duckdb_load_and_rerun(sandbox: Sandbox, tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    meltano = Meltano(tmp_path, sandbox, TARGET_DUCKDB_FILEPATH=str(database))
+    meltano.run("run", "tap-botpenguin", "target-duckdb")
+    meltano.run("run", "--full-refresh", "tap-botpenguin", "target-duckdb")
+
+    with duckdb.connect(str(database), read_only=True) as db:
+        for stream, kind in STREAM_TYPES.items():
+            rows = db.sql(
+                f'select botid, count(*) from botpenguin."{stream}" group by 1'
+            ).fetchall()
+            assert Counter(dict(rows)) == _expected_per_bot(sandbox, kind), stream
+        types = dict(
+            db.sql(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = 'leads'"
+            ).fetchall()
+        )
+        assert types["updatedat"].startswith("TIMESTAMP")
+        assert types["profile"] == "JSON"
+
+
+def test_jsonl(sandbox: Sandbox, tmp_path: Path) -> None:
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    Meltano(tmp_path, sandbox, TARGET_JSONL_DESTINATION_PATH=str(out)).run(
+        "run", "tap-botpenguin", "target-jsonl"
+    )
+
+    for stream, kind in STREAM_TYPES.items():
+        lines = (out / f"{stream}.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        assert Counter(r["botId"] for r in records) == _expected_per_bot(sandbox, kind)
+        assert {r["_id"] for r in records} == {i for _, i in sandbox.all_records(kind)}
+
+
+def _meltano_kind(prop: dict[str, Any]) -> str:
+    if prop.get("enum"):
+        return "options"
+    if prop.get("format") == "date-time":
+        return "date_iso8601"
+    json_type = next(t for t in prop["type"] if t != "null")
+    return {"number": "decimal"}.get(json_type, json_type)
+
+
+def test_meltano_yml_settings_match_the_tap() -> None:
+    about = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_botpenguin", "--about", "--format=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    extractor = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-botpenguin")
+    declared = {s["name"]: s for s in extractor["settings"]}
+    properties = about["settings"]["properties"]
+
+    assert list(declared) == list(properties)
+    for name, prop in properties.items():
+        assert declared[name]["kind"] == _meltano_kind(prop), name
+        assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), name
+        assert declared[name].get("description"), name
+        assert declared[name].get("value") == prop.get("default"), name
+    assert set(extractor["capabilities"]) == set(about["capabilities"])
+    assert project["send_anonymous_usage_stats"] is False
+    assert {e["name"] for e in project["environments"]} >= {"dev", "prod"}
