@@ -10,6 +10,7 @@ API quirks this class absorbs (see shared/api/NOTES.md):
 from __future__ import annotations
 
 import email.utils
+import os
 import sys
 from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timezone
@@ -23,8 +24,11 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
+from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin import schemas
 from tap_botpenguin.errors import BotPenguinError, redact
@@ -130,6 +134,9 @@ class BotPenguinStream(RESTStream[int]):
     # listing is complete, capped at the sync's start time (the "signpost").
     is_sorted = False
     schema = ChatSchema()
+    # Records are decoded from JSON, so they already hold JSON types; the SDK's recursive
+    # conformance pass cost ~45% of a sync's CPU (cProfile, 51k records) for nothing.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     #: The API's `type` query value for this stream.
     inbox_type: ClassVar[str]
@@ -143,10 +150,27 @@ class BotPenguinStream(RESTStream[int]):
         self._bot_key = snake_case("botId") if self._snake_case else "botId"
         if self._snake_case:
             self.replication_key = snake_case(self.replication_key)
+        self._requests_session = self._session_for(self.url_base)
         self._bot: BotSettings | None = None
         self._progress: Progress | None = None
         self._decoded: tuple[requests.Response, list[dict[str, Any]]] | None = None
         self._previous_page_ids: list[Any] | None = None
+
+    @staticmethod
+    def _session_for(url: str) -> requests.Session:
+        """A session that reads proxy and CA settings from the environment once, not per request.
+
+        With `trust_env`, requests rescans the environment three times per request: 10% of a
+        51k-record sync (1.17 s -> 1.05 s). Every request goes to one host, so resolving
+        HTTP(S)_PROXY / NO_PROXY and REQUESTS_CA_BUNDLE up front changes nothing else.
+        """
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies = requests.utils.get_environ_proxies(url)
+        session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        return session
 
     # --- request shape ---------------------------------------------------------------
     @override
@@ -446,6 +470,34 @@ class BotPenguinStream(RESTStream[int]):
             self._progress.records_emitted += 1
             yield record
         self._progress.report(prefix="done")
+
+    @cached_property
+    def _selects_every_property(self) -> bool:
+        return all(self.mask.values())
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        """The SDK's method minus its per-record selection walk, when nothing is deselected.
+
+        `pop_deselected_record_properties` visits every nested key of every record; with all
+        properties selected it removes nothing, yet took 29% of a 51k-record sync (1.82 s ->
+        1.30 s). Type conformance is off (see TYPE_CONFORMANCE_LEVEL), so the rest is the
+        SDK's own code. Any deselection in the catalog takes the SDK's path unchanged.
+        """
+        if not self._selects_every_property:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:

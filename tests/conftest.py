@@ -102,13 +102,14 @@ def run_in_process(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     tap_class: type[TapBotPenguin] = TapBotPenguin,
+    catalog: dict[str, Any] | None = None,
 ) -> SyncResult:
     """Sync in this process (fast; logs go to pytest's caplog). Errors are returned."""
     buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     error: BaseException | None = None
     with redirect_stdout(buffer):
         try:
-            tap_class(config=config, state=copy.deepcopy(state)).sync_all()
+            tap_class(config=config, state=copy.deepcopy(state), catalog=catalog).sync_all()
         except Exception as exc:
             error = exc
         buffer.flush()

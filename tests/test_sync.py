@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 import jsonschema
 
@@ -18,8 +19,9 @@ from tap_botpenguin.sandbox import (
     Sandbox,
     make_inbox,
 )
+from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import ALL_BOTS, STREAM_TYPES, SyncResult, base_config, run_in_process
+from .conftest import ALL_BOTS, STREAM_TYPES, SyncResult, base_config, run_cli, run_in_process
 
 
 def _pages(sandbox: Sandbox, bot_id: str, kind: str) -> int:
@@ -224,3 +226,30 @@ def test_an_api_that_ignores_page_stops_the_run_instead_of_looping(sandbox: Sand
     assert "ignoring `page`" in str(result.error)
     lead_requests = [r for r in sandbox.listing_requests() if r.params["type"] == "lead"]
     assert [r.params["page"] for r in lead_requests] == ["1", "2"]
+
+
+def test_deselected_properties_are_left_out(sandbox: Sandbox) -> None:
+    catalog = TapBotPenguin(config=base_config(sandbox)).catalog_dict
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] in (["properties", "profile"], ["properties", "lastMessage"]):
+                entry["metadata"]["selected"] = False
+
+    result = run_in_process(base_config(sandbox), catalog=catalog)
+
+    assert result.error is None
+    records = result.records["leads"]
+    assert len(records) == 235
+    assert all("profile" not in r and "lastMessage" not in r for r in records)
+    assert all("status" in r and "updatedAt" in r for r in records)
+
+
+def test_proxy_settings_from_the_environment_are_honoured(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The session resolves HTTP_PROXY once; here the sandbox is the proxy for a fake host."""
+    config = base_config(sandbox, api_url="http://api.botpenguin.invalid")
+
+    result = run_cli(config, tmp_path, env={"HTTP_PROXY": sandbox.url, "NO_PROXY": ""})
+
+    assert result.exit_code == 0, result.stderr
+    assert sum(len(v) for v in result.records.values()) == 512
+    assert sandbox.listing_requests()

@@ -1,0 +1,182 @@
+"""Benchmarks: throughput vs a hand-written loop, rate-limit use, memory, requests per sync.
+
+Everything runs in one process tree against the sandbox on loopback. Usage:
+
+    .venv/bin/python benchmarks/run.py            # all four (about 4 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # skip the 2.5-minute rate-limit run
+
+Prints figures and whether each target of the README's performance section is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tap_botpenguin.sandbox import Bot, Sandbox, make_inbox
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "benchmark-token-5f2e9c"
+CUSTOMER = "c" * 24
+BOT = "b" * 24
+
+
+def sandbox_with(records: int, page_size: int = 100, **kwargs: object) -> Sandbox:
+    bot = Bot(BOT, CUSTOMER, TOKEN, leads=make_inbox("bench", records), chats=[])
+    kwargs.setdefault("rate_limit", None)  # only the rate-limit benchmark enforces one
+    return Sandbox(bots=[bot], page_size=page_size, **kwargs)  # type: ignore[arg-type]
+
+
+def tap_config(url: str, tmp: Path, **extra: object) -> Path:
+    config = {
+        "bot_token": TOKEN,
+        "customer_id": CUSTOMER,
+        "bot_id": BOT,
+        "api_url": url,
+        "requests_per_minute": 1_000_000,  # throttle lifted unless a benchmark sets it
+        **extra,
+    }
+    path = tmp / f"config-{abs(hash(json.dumps(config, sort_keys=True)))}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def timed(command: list[str]) -> float:
+    """Wall time of a child process writing to /dev/null."""
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def tap_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "tap_botpenguin", "--config", str(config)]
+
+
+def peak_rss_kib(config: Path, tmp: Path) -> int:
+    """Peak RSS of the tap process itself (see benchmarks/peak_rss.py)."""
+    out = tmp / "peak"
+    wrapper = [sys.executable, str(ROOT / "benchmarks/peak_rss.py"), str(out), "tap_botpenguin"]
+    timed([*wrapper, "--config", str(config)])
+    return int(out.read_text())
+
+
+def throughput(tmp: Path, rounds: int) -> None:
+    print("\n1. Throughput: 60,000 records, page size 100, throttle lifted")
+    with sandbox_with(60_000) as server:
+        config = tap_config(server.url, tmp)
+        baseline = [
+            sys.executable,
+            str(ROOT / "benchmarks/baseline.py"),
+            server.url,
+            TOKEN,
+            CUSTOMER,
+            BOT,
+        ]
+        timed(baseline)  # warm the sandbox's page cache and the OS caches
+        taps, loops = [], []
+        for _ in range(rounds):
+            taps.append(timed(tap_command(config)))
+            loops.append(timed(baseline))
+        ratios = [t / b for t, b in zip(taps, loops, strict=True)]
+    print(f"   tap      : {', '.join(f'{t:.2f}' for t in taps)} s")
+    print(f"   baseline : {', '.join(f'{b:.2f}' for b in loops)} s")
+    ratio = statistics.median(ratios)
+    print(
+        f"   median ratio tap/baseline: {ratio:.2f}  (target <= 1.5, stretch <= 1.0): "
+        f"{'MET' if ratio <= 1.5 else 'NOT MET'}"
+    )
+    print(f"   tap records/s (median): {60_000 / statistics.median(taps):,.0f}")
+
+
+def rate_limit_use(tmp: Path, limit: int) -> None:
+    requests_needed = int(limit * 2.5)
+    records = (requests_needed - 1) * 25
+    print(
+        f"\n2. Rate-limit use: sandbox allows {limit} per 60 s, requests_per_minute={limit}, "
+        f"{requests_needed} requests needed"
+    )
+    with sandbox_with(records, page_size=25, rate_limit=limit, rate_window=60.0) as server:
+        config = tap_config(server.url, tmp, requests_per_minute=limit)
+        elapsed = timed(tap_command(config))
+        received = server.listing_requests()
+    start = received[0].at
+    windows = Counter(int((r.at - start) // 60) for r in received)
+    full = [windows[w] for w in range(len(windows) - 1)]
+    throttled = sum(1 for r in received if r.status == 429)
+    minimum = (-(-len(received) // limit) - 1) * 60.0
+    used = sum(full) / (limit * len(full)) if full else 1.0
+    print(f"   requests per 60 s window: {[windows[w] for w in sorted(windows)]} (limit {limit})")
+    print(f"   allowance used over full windows: {used:.1%}; 429s: {throttled}")
+    print(
+        f"   total {elapsed:.1f} s vs theoretical minimum {minimum:.1f} s "
+        f"(+{elapsed - minimum:.1f} s)"
+    )
+    print(
+        f"   target >= 95% and zero 429s: {'MET' if used >= 0.95 and throttled == 0 else 'NOT MET'}"
+    )
+
+
+def memory(tmp: Path) -> None:
+    print("\n3. Memory: peak RSS of the tap process")
+    peaks = {}
+    for records in (6_000, 60_000):
+        with sandbox_with(records) as server:
+            peaks[records] = peak_rss_kib(tap_config(server.url, tmp), tmp)
+        print(f"   {records:>6,} records: {peaks[records] / 1024:.1f} MiB")
+    ratio = peaks[60_000] / peaks[6_000]
+    print(f"   ratio 60k/6k: {ratio:.2f} (target <= 1.3): {'MET' if ratio <= 1.3 else 'NOT MET'}")
+
+
+def request_count(tmp: Path) -> None:
+    print("\n4. Requests per sync vs pages that exist (demo account, page size 25)")
+    with Sandbox() as server:
+        config = {
+            "bot_token": server.bots[0].token,
+            "customer_id": server.bots[0].customer_id,
+            "bots": [{"bot_id": b.bot_id} for b in server.bots],
+            "api_url": server.url,
+        }
+        path = tmp / "demo.json"
+        path.write_text(json.dumps(config))
+        timed(tap_command(path))
+        seen = Counter((r.params["botId"], r.params["type"]) for r in server.listing_requests())
+        exact = True
+        for bot in server.bots:
+            for kind in ("lead", "non-lead"):
+                pages = -(-len(bot.inbox(kind)) // server.page_size)
+                made = seen[(bot.bot_id, kind)]
+                exact &= made == pages + 1
+                print(f"   bot {bot.bot_id} {kind:<8}: {pages:>2} pages -> {made:>2} requests")
+    print(f"   target pages + 1 each: {'MET' if exact else 'NOT MET'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the rate-limit benchmark")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=40, help="N for the rate-limit benchmark")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        throughput(Path(tmp), args.rounds)
+        if not args.quick:
+            rate_limit_use(Path(tmp), args.limit)
+        memory(Path(tmp))
+        request_count(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
