@@ -10,6 +10,7 @@ API quirks this class absorbs (see shared/api/NOTES.md):
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import sys
 from collections.abc import Callable, Generator, Iterable
@@ -17,7 +18,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
 import msgspec
@@ -34,6 +35,7 @@ from tap_botpenguin import schemas
 from tap_botpenguin.errors import BotPenguinError, redact
 from tap_botpenguin.naming import snake_case, snake_case_record, snake_case_schema
 from tap_botpenguin.progress import Progress
+from tap_botpenguin.sanitize import INVALID_FIELDS, RecordSanitizer, parse_datetime, utc_iso
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -76,6 +78,10 @@ class ChatSchema(StreamSchema[str]):
         super().__init__(SchemaDirectory(schemas), key="chat")
         self._snake: dict[int, Any] = {}
 
+    def api_schema(self) -> dict[str, Any]:
+        """The schema with the API's own field names."""
+        return dict(self.schema_source.get_schema(self.key or "chat"))
+
     @override
     def get_stream_schema(self, stream: Any, stream_class: Any) -> Any:
         schema = super().get_stream_schema(stream, stream_class)
@@ -86,12 +92,34 @@ class ChatSchema(StreamSchema[str]):
         return self._snake[id(schema)]
 
 
+CHAT_SCHEMA = ChatSchema()
+
+
+class Page(NamedTuple):
+    """A decoded page: its records, and whether their strings need scrubbing (NUL, surrogates)."""
+
+    records: list[dict[str, Any]]
+    scrub_strings: bool
+
+
 class MalformedPageError(RetriableAPIError):
     """A 2xx response whose body is not the documented envelope (retried, then fatal)."""
 
 
 def _is_retriable(code: int) -> bool:
     return code in _RETRIABLE_CODES or code >= HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+#: What msgspec raises for bodies it cannot decode (invalid UTF-8 and deep nesting included).
+_UNPARSABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _json_or_none(body: bytes) -> Any:
+    """The decoded body, or None: for error messages, which must never fail themselves."""
+    try:
+        return msgspec.json.decode(body)
+    except _UNPARSABLE:
+        return None
 
 
 def _status_text(code: int) -> str:
@@ -133,7 +161,7 @@ class BotPenguinStream(RESTStream[int]):
     # The API documents no sort order: the SDK then only commits a bookmark when a bot's
     # listing is complete, capped at the sync's start time (the "signpost").
     is_sorted = False
-    schema = ChatSchema()
+    schema = CHAT_SCHEMA
     # Records are decoded from JSON, so they already hold JSON types; the SDK's recursive
     # conformance pass cost ~45% of a sync's CPU (cProfile, 51k records) for nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -153,8 +181,9 @@ class BotPenguinStream(RESTStream[int]):
         self._requests_session = self._session_for(self.url_base)
         self._bot: BotSettings | None = None
         self._progress: Progress | None = None
-        self._decoded: tuple[requests.Response, list[dict[str, Any]]] | None = None
+        self._decoded: tuple[requests.Response, Page] | None = None
         self._previous_page_ids: list[Any] | None = None
+        self._sanitizer = RecordSanitizer(CHAT_SCHEMA.api_schema())
 
     @staticmethod
     def _session_for(url: str) -> requests.Session:
@@ -237,15 +266,17 @@ class BotPenguinStream(RESTStream[int]):
             raise RetriableAPIError(self.response_error_message(response), response)
         if status >= HTTPStatus.BAD_REQUEST:
             raise self._fatal(status, response)
-        data = self._decode_page(response)
-        self._decoded = (response, data)
+        self._decoded = (response, self._decode_page(response))
 
-    def _decode_page(self, response: requests.Response) -> list[dict[str, Any]]:
+    def _decode_page(self, response: requests.Response) -> Page:
+        """The envelope's `data`, after the checks of the envelope; raises on anything else."""
         body = response.content
+        scrub = b"\\u0000" in body
         try:
             payload = msgspec.json.decode(body)
-        except msgspec.DecodeError:
+        except _UNPARSABLE:
             payload = self._decode_lenient(response)
+            scrub = True
         if not isinstance(payload, dict):
             raise MalformedPageError(
                 self._describe(response, "the body is not a JSON object"), response
@@ -266,32 +297,44 @@ class BotPenguinStream(RESTStream[int]):
             raise MalformedPageError(
                 self._describe(response, "`data` holds non-object items"), response
             )
-        return data
+        return Page(data, scrub)
 
     def _decode_lenient(self, response: requests.Response) -> Any:
-        """Bodies that are not valid UTF-8 are decoded with replacement characters."""
-        try:
-            response.content.decode("utf-8")
-        except UnicodeDecodeError:
+        """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""
+        text = response.content.decode("utf-8", errors="replace")
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in response.content:
             self.logger.warning(
                 "%s: page %s is not valid UTF-8; undecodable bytes became U+FFFD",
                 self._where(),
                 _page_of(response.request.url),
             )
-            try:
-                return msgspec.json.decode(response.content.decode("utf-8", errors="replace"))
-            except msgspec.DecodeError:
-                pass
-        raise MalformedPageError(self._describe(response, "the body is not JSON"), response)
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            problem = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+            raise MalformedPageError(
+                self._describe(response, f"the body is {problem}"), response
+            ) from None
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         if self._decoded is not None and self._decoded[0] is response:
-            data = self._decoded[1]
+            page = self._decoded[1]
         else:  # not reached through `_request`; decode here
-            data = self._decode_page(response)
+            page = self._decode_page(response)
         self._decoded = None
+        data = page.records
         self._check_page_advanced(response, data)
+        repaired = self._sanitizer.sanitize_page(data, scrub_strings=page.scrub_strings)
+        if repaired:
+            self.logger.warning(
+                "%s page %s: %d record(s) did not match the documented types and were "
+                "repaired (values that could not be converted are kept in `%s`)",
+                self._where(),
+                _page_of(response.request.url),
+                repaired,
+                INVALID_FIELDS,
+            )
         if self._progress is not None:
             self._progress.page_read(len(data))
         return data
@@ -314,10 +357,7 @@ class BotPenguinStream(RESTStream[int]):
 
     def _api_message(self, response: requests.Response, limit: int = 300) -> str:
         """The API's own message, or the start of the body, redacted and on one line."""
-        try:
-            payload = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
-            payload = None
+        payload = _json_or_none(response.content)
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
             text = payload["message"]
         else:
@@ -427,10 +467,7 @@ class BotPenguinStream(RESTStream[int]):
     def _is_rate_limited(response: requests.Response) -> bool:
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             return True
-        try:
-            payload = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
-            return False
+        payload = _json_or_none(response.content)
         return isinstance(payload, dict) and payload.get("code") == HTTPStatus.TOO_MANY_REQUESTS
 
     @override
@@ -512,6 +549,11 @@ class BotPenguinStream(RESTStream[int]):
             raise BotPenguinError(msg)
         row["botId"] = self.bot.bot_id
         row["customerId"] = self.bot.customer_id
+        updated_at = row.setdefault("updatedAt", None)  # the SDK's bookmark code indexes it
+        if isinstance(updated_at, str) and not updated_at.endswith("Z"):
+            # Bookmarks compare as strings: keep the replication key in one UTC format.
+            moment = parse_datetime(updated_at)
+            row["updatedAt"] = utc_iso(moment) if moment else updated_at
         if self._snake_case:
             return snake_case_record(row)  # type: ignore[no-any-return]
         return row

@@ -95,7 +95,9 @@ class SyncResult:
 
 
 def _parse(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    # Split on "\n" only, as targets do: str.splitlines() would also split on U+0085 or
+    # U+2028, which JSON strings may contain unescaped.
+    return [json.loads(line) for line in stdout.split("\n") if line.strip()]
 
 
 def run_in_process(

@@ -117,7 +117,9 @@ class Sandbox:
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll interval: `stop()` waits for the serving loop to notice.
+        serving = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        serving.start()
         return self
 
     def stop(self) -> None:
