@@ -340,8 +340,14 @@ class BotPenguinStream(RESTStream[int]):
         return data
 
     def _check_page_advanced(self, response: requests.Response, data: list[dict[str, Any]]) -> None:
-        """Stop instead of looping forever when the API ignores `page`."""
+        """Stop instead of looping forever when the API ignores `page`; count page overlaps.
+
+        A record on two consecutive pages means the list shifted down while it was read
+        (new or updated conversations moving to the top): harmless, the copies are upserted.
+        """
         ids = [record.get("_id") for record in data]
+        if self._previous_page_ids and self._progress is not None:
+            self._progress.overlaps += len(set(ids).intersection(self._previous_page_ids))
         if ids and ids == self._previous_page_ids:
             msg = (
                 f"{self._where()}: page {_page_of(response.request.url)} repeats the previous "
@@ -506,7 +512,7 @@ class BotPenguinStream(RESTStream[int]):
                     continue
             self._progress.records_emitted += 1
             yield record
-        self._progress.report(prefix="done")
+        self._progress.finish()
 
     @cached_property
     def _selects_every_property(self) -> bool:

@@ -29,6 +29,7 @@ class Progress:
         self.pages = 0
         self.records_read = 0
         self.records_emitted = 0
+        self.overlaps = 0
         self._last_report = clock()
 
     def page_read(self, records: int) -> None:
@@ -50,6 +51,17 @@ class Progress:
             self.records_emitted,
             self.limiter.recent(60.0),
         )
+
+    def finish(self) -> None:
+        """The last line for this stream and bot, and a note if the inbox moved meanwhile."""
+        self.report(prefix="done")
+        if self.overlaps:
+            self.logger.info(
+                "%s: %d record(s) appeared on two consecutive pages: the inbox changed while "
+                "it was read; the copies are emitted twice and deduplicated on `_id`",
+                self.label,
+                self.overlaps,
+            )
 
     def waiting(self, seconds: float, reason: str) -> None:
         """Say why nothing is happening, and for how long (skipped for short pauses)."""

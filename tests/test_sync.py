@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
@@ -197,12 +197,14 @@ def test_records_updated_during_a_run_are_picked_up_by_the_next(sandbox: Sandbox
     run sees only the second; the next run must still get the first.
     """
     changed: dict[str, list[str]] = {}
+    soon = datetime.now(timezone.utc) + timedelta(seconds=5)
 
     def change_records_while_page_3_is_read(server: Sandbox) -> None:
         params = server.requests[-1].params
         if (params["botId"], params["type"], params["page"]) == (WEBSITE_BOT, "lead", "3"):
-            changed["read"] = server.update_in_place(WEBSITE_BOT, "lead", [0])
-            changed["unread"] = server.update_in_place(WEBSITE_BOT, "lead", [150])
+            changed["read"] = server.update_in_place(WEBSITE_BOT, "lead", [0], at=soon)
+            later = soon + timedelta(seconds=1)
+            changed["unread"] = server.update_in_place(WEBSITE_BOT, "lead", [150], at=later)
 
     sandbox.before_request = change_records_while_page_3_is_read
     first = run_in_process(base_config(sandbox))

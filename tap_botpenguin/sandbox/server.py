@@ -158,13 +158,39 @@ class Sandbox:
     def touch(self, bot_id: str, kind: str, count: int, *, status: str | None = None) -> list[str]:
         """Update the `count` oldest records now: new `updatedAt`, moved to the top."""
         with self._lock:
+            size = len(self.bot(bot_id).inbox(kind))
+            oldest = range(size - 1, max(size - count, 0) - 1, -1)
+            return self.move_to_top(bot_id, kind, oldest, status=status)
+
+    def move_to_top(
+        self,
+        bot_id: str,
+        kind: str,
+        positions: Iterable[int],
+        *,
+        status: str | None = None,
+        at: datetime | None = None,
+    ) -> list[str]:
+        """Update the records at `positions` now and move them to the top of the list.
+
+        That is what an update does in an inbox sorted by most recent activity: every record
+        above the old position shifts one place down.
+        """
+        with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
-            moved = [inbox.pop() for _ in range(min(count, len(inbox)))]
+            picked = sorted(set(positions), reverse=True)
+            moved = [inbox.pop(position) for position in picked]
             inbox[:0] = moved
-            return self.update_in_place(bot_id, kind, range(len(moved)), status=status)
+            return self.update_in_place(bot_id, kind, range(len(moved)), status=status, at=at)
 
     def update_in_place(
-        self, bot_id: str, kind: str, positions: Iterable[int], *, status: str | None = None
+        self,
+        bot_id: str,
+        kind: str,
+        positions: Iterable[int],
+        *,
+        status: str | None = None,
+        at: datetime | None = None,
     ) -> list[str]:
         """Update the records at `positions` now, leaving them where they are.
 
@@ -172,7 +198,7 @@ class Sandbox:
         """
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
-            now = iso(datetime.now(timezone.utc))
+            now = iso(at or datetime.now(timezone.utc))
             changed = []
             for position in positions:
                 record = inbox[position]
@@ -184,14 +210,16 @@ class Sandbox:
             self._page_cache.clear()
             return changed
 
-    def add(self, bot_id: str, kind: str, count: int, seed: str = "new") -> list[str]:
+    def add(
+        self, bot_id: str, kind: str, count: int, seed: str = "new", at: datetime | None = None
+    ) -> list[str]:
         """New conversations arrive at the top of page 1."""
         import random  # noqa: PLC0415 - only the live-data helpers need it
 
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
             rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
-            now = datetime.now(timezone.utc)
+            now = at or datetime.now(timezone.utc)
             fresh = [make_record(rng, len(inbox) + n, now) for n in range(count)]
             inbox[:0] = fresh
             self._page_cache.clear()
