@@ -1,0 +1,121 @@
+"""Kill the tap (SIGTERM or SIGKILL) at random points of a multi-page, multi-bot sync and
+resume from the last STATE it emitted; the union of emitted records must hold every record.
+
+`python -m tests.test_interrupts --trials 200` runs more trials and prints the report the
+README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_botpenguin.sandbox import Sandbox
+
+from .conftest import ALL_BOTS, STREAM_TYPES, base_config, fresh_bots
+
+TRIALS = 12
+
+
+@dataclass
+class Trial:
+    """One seeded trial: how many runs it took, how often it was killed, what was lost."""
+
+    runs: int
+    kills: int
+    lost: int
+
+
+def _run_once(
+    config: Path, state: dict[str, Any] | None, tmp: Path, kill_after: int | None, sig: int
+) -> tuple[set[tuple[str, str, str]], dict[str, Any] | None, bool, bool]:
+    """One tap run: records it emitted, its last STATE, whether it was killed, finished."""
+    command = [sys.executable, "-m", "tap_botpenguin", "--config", str(config)]
+    if state is not None:
+        state_file = tmp / "state.json"
+        state_file.write_text(json.dumps(state))
+        command += ["--state", str(state_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    emitted: set[tuple[str, str, str]] = set()
+    last_state = state
+    killed = False
+    for count, line in enumerate(process.stdout, start=1):
+        if not line.endswith(b"\n"):
+            break  # the kill cut this line short: it was never emitted
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            record = message["record"]
+            emitted.add((message["stream"], record["botId"], record["_id"]))
+        elif message["type"] == "STATE":
+            last_state = message["value"]
+        if kill_after is not None and count >= kill_after and not killed:
+            process.send_signal(sig)
+            killed = True
+    code = process.wait(timeout=120)
+    return emitted, last_state, killed, code == 0 and not killed
+
+
+def run_trial(seed: int, sandbox: Sandbox, tmp: Path) -> Trial:
+    rng = random.Random(seed)
+    config = tmp / "config.json"
+    config.write_text(json.dumps(base_config(sandbox, requests_per_minute=100_000)))
+    expected = {
+        (stream, bot, record_id)
+        for stream, kind in STREAM_TYPES.items()
+        for (bot, record_id) in sandbox.all_records(kind)
+    }
+    emitted: set[tuple[str, str, str]] = set()
+    state: dict[str, Any] | None = None
+    runs = kills = 0
+    while True:
+        runs += 1
+        # Up to three interruptions per trial, each after a random number of output lines.
+        kill_after = rng.randint(1, 600) if kills < 3 else None
+        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        got, state, killed, finished = _run_once(config, state, tmp, kill_after, sig)
+        emitted |= got
+        kills += killed
+        if finished:
+            break
+        assert runs < 10, "the sync never completed"
+    return Trial(runs=runs, kills=kills, lost=len(expected - emitted))
+
+
+@pytest.mark.parametrize("seed", range(TRIALS))
+def test_no_record_is_lost_across_kills_and_resumes(seed: int, tmp_path: Path) -> None:
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
+        trial = run_trial(seed, sandbox, tmp_path)
+
+    assert trial.lost == 0
+    assert trial.runs >= 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Interrupted-run trials (see module docstring).")
+    parser.add_argument("--trials", type=int, default=100)
+    args = parser.parse_args()
+    totals = Trial(0, 0, 0)
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        records = sum(len(sandbox.all_records(kind)) for kind in STREAM_TYPES.values())
+        for seed in range(args.trials):
+            trial = run_trial(seed, sandbox, Path(tmp))
+            totals = Trial(totals.runs + trial.runs, totals.kills + trial.kills, totals.lost + trial.lost)
+    print(
+        f"{args.trials} trials over {records} records of {len(ALL_BOTS)} bots: "
+        f"{totals.kills} kills (SIGTERM/SIGKILL), {totals.runs} tap runs, {totals.lost} records lost"
+    )
+
+
+if __name__ == "__main__":
+    main()
