@@ -106,14 +106,20 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     args = parser.parse_args()
     totals = Trial(0, 0, 0)
-    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         records = sum(len(sandbox.all_records(kind)) for kind in STREAM_TYPES.values())
         for seed in range(args.trials):
             trial = run_trial(seed, sandbox, Path(tmp))
-            totals = Trial(totals.runs + trial.runs, totals.kills + trial.kills, totals.lost + trial.lost)
+            totals = Trial(
+                totals.runs + trial.runs, totals.kills + trial.kills, totals.lost + trial.lost
+            )
     print(
         f"{args.trials} trials over {records} records of {len(ALL_BOTS)} bots: "
-        f"{totals.kills} kills (SIGTERM/SIGKILL), {totals.runs} tap runs, {totals.lost} records lost"
+        f"{totals.kills} kills (SIGTERM/SIGKILL), {totals.runs} tap runs, "
+        f"{totals.lost} records lost"
     )
 
 

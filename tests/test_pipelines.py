@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tap_botpenguin.naming import snake_case
-from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Sandbox
+from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.env import sandbox_settings
 
 from .conftest import STREAM_TYPES, fresh_bots
@@ -286,3 +286,48 @@ def test_meltano_yml_settings_match_the_tap() -> None:
     assert set(extractor["capabilities"]) == set(about["capabilities"])
     assert project["send_anonymous_usage_stats"] is False
     assert {e["name"] for e in project["environments"]} >= {"dev", "prod"}
+
+
+def test_postgres_accepts_repaired_hostile_records(
+    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path
+) -> None:
+    """NUL characters, wrong types, odd timestamps and unknown fields still load."""
+
+    def hostile(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if records:
+            records[0].update(
+                status="OP\x00EN",
+                websiteVisits="lots",
+                isOnline="true",
+                createdAt="1780308000",
+                brandNewField={"x": [1, None]},
+            )
+            records[1]["profile"] = {
+                "userDetails": {"name": "Zoë\x00", "tags": "vip"},
+                "notes": None,
+            }
+        return records
+
+    sandbox.inject(
+        Fault("data", transform=hostile, times=None, bot_id=WEBSITE_BOT, type="lead", page=1)
+    )
+    meltano = _postgres_meltano(tmp_path, sandbox, schema)
+    meltano.run("run", "tap-botpenguin", "target-postgres")
+
+    assert _pg_counts(pg, schema, "leads", "botId") == _expected_per_bot(sandbox, "lead")
+    first_id, second_id = (r["_id"] for r in sandbox.bot(WEBSITE_BOT).leads[:2])
+    row = pg.execute(
+        f'select "status", "websiteVisits", "isOnline", "createdAt", "invalidFields" '
+        f'from "{schema}"."leads" where "_id" = %s',
+        (first_id,),
+    ).fetchone()
+    assert row is not None
+    status, visits, online, created, invalid = row
+    assert (status, visits, online) == ("OPEN", None, True)
+    assert created.year == 2026
+    assert invalid == {"websiteVisits": '"lots"'}
+    profile = pg.execute(
+        f'select "profile" from "{schema}"."leads" where "_id" = %s', (second_id,)
+    ).fetchone()
+    assert profile is not None
+    assert profile[0]["userDetails"]["name"] == "Zoë"

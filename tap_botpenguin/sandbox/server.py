@@ -15,6 +15,7 @@ import json
 import math
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -114,9 +115,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Listen on loopback and serve from a daemon thread."""
         handler = type("Handler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self._server = _Server((self.host, self.port), handler)
         # A short poll interval: `stop()` waits for the serving loop to notice.
         serving = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         serving.start()
@@ -285,6 +284,17 @@ class Sandbox:
     def _page(self, bot_id: str, kind: str, page: int) -> list[Record]:
         start = (page - 1) * self.page_size
         return self.bot(bot_id).inbox(kind)[start : start + self.page_size]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that vanish mid-request (a killed tap, a timeout) are routine here."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _envelope(data: Any, *, success: bool = True, message: str = "ok", code: int = 200) -> bytes:
