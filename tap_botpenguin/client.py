@@ -32,7 +32,7 @@ from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin import schemas
-from tap_botpenguin.errors import BotPenguinError, redact
+from tap_botpenguin.errors import REDACTED, BotPenguinError, redact
 from tap_botpenguin.naming import snake_case, snake_case_record, snake_case_schema
 from tap_botpenguin.progress import Progress
 from tap_botpenguin.sanitize import INVALID_FIELDS, RecordSanitizer, parse_datetime, utc_iso
@@ -270,7 +270,7 @@ class BotPenguinStream(RESTStream[int]):
 
     def _decode_page(self, response: requests.Response) -> Page:
         """The envelope's `data`, after the checks of the envelope; raises on anything else."""
-        body = response.content
+        body = self._without_secrets(response)
         scrub = b"\\u0000" in body
         try:
             payload = msgspec.json.decode(body)
@@ -299,9 +299,23 @@ class BotPenguinStream(RESTStream[int]):
             )
         return Page(data, scrub)
 
+    def _without_secrets(self, response: requests.Response) -> bytes:
+        """The body, with any configured token replaced: a token never reaches a record."""
+        body = response.content
+        for secret in self._tap.secrets:
+            if secret.encode() in body:
+                body = body.replace(secret.encode(), REDACTED.encode())
+                self.logger.warning(
+                    "%s: page %s contained an API token; it was replaced by %s",
+                    self._where(),
+                    _page_of(response.request.url),
+                    REDACTED,
+                )
+        return body
+
     def _decode_lenient(self, response: requests.Response) -> Any:
         """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""
-        text = response.content.decode("utf-8", errors="replace")
+        text = self._without_secrets(response).decode("utf-8", errors="replace")
         if "\ufffd" in text and b"\xef\xbf\xbd" not in response.content:
             self.logger.warning(
                 "%s: page %s is not valid UTF-8; undecodable bytes became U+FFFD",

@@ -141,7 +141,13 @@ def run_cli(
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_BOTPENGUIN_")}
     run_env.update(env or {})
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, env=run_env, check=False
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=run_env,
+        check=False,
+        cwd=tmp_path,
     )
     messages = _parse(done.stdout) if not args else []
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)

@@ -331,3 +331,35 @@ def test_postgres_accepts_repaired_hostile_records(
     ).fetchone()
     assert profile is not None
     assert profile[0]["userDetails"]["name"] == "Zoë"
+
+
+def test_meltano_runs_leave_no_token_in_any_file(tmp_path: Path) -> None:
+    canary = "canary-meltano-4b7e1d9a-SECRET"
+    bots = fresh_bots()
+    for bot in bots:
+        bot.token = canary
+    with Sandbox(bots=bots, rate_limit=None) as server:
+        server.inject(
+            Fault("status", status=401, message=f"token {canary} is invalid", bot_id=WEBSITE_BOT)
+        )
+        out = tmp_path / "jsonl"
+        out.mkdir()
+        meltano = Meltano(tmp_path, server, TARGET_JSONL_DESTINATION_PATH=str(out))
+        meltano.env["TAP_BOTPENGUIN_BOT_TOKEN"] = canary
+        failed = subprocess.run(
+            [str(MELTANO), "run", "tap-botpenguin", "target-jsonl"],
+            cwd=ROOT,
+            env=meltano.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert failed.returncode != 0
+        assert "401 Unauthorized" in failed.stderr
+        meltano.run("run", "tap-botpenguin", "target-jsonl")
+
+    assert canary not in failed.stdout + failed.stderr
+    written = [p for p in [*(ROOT / ".meltano").rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
+    leaking = [p for p in written if canary.encode() in p.read_bytes()]
+    assert leaking == []
