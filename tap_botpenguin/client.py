@@ -521,7 +521,7 @@ class BotPenguinStream(RESTStream[int]):
         since = self.get_starting_timestamp(context)
         for record in super().get_records(context):
             if since is not None:
-                updated = parse_timestamp(record.get("updatedAt"))
+                updated = parse_datetime(record.get("updatedAt"))
                 if updated is not None and updated < since:
                     continue
             self._progress.records_emitted += 1
@@ -558,9 +558,7 @@ class BotPenguinStream(RESTStream[int]):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        record_id = row.get("_id")
-        if isinstance(record_id, (int, float)) and not isinstance(record_id, bool):
-            row["_id"] = record_id = str(record_id)
+        record_id = row.get("_id")  # the sanitizer already turned numeric ids into strings
         if not isinstance(record_id, str) or not record_id:
             msg = (
                 f"{self._where()}: a record has no usable `_id` ({record_id!r}), so it cannot be "
@@ -577,14 +575,3 @@ class BotPenguinStream(RESTStream[int]):
         if self._snake_case:
             return snake_case_record(row)  # type: ignore[no-any-return]
         return row
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """ISO 8601 to an aware datetime (naive values are taken as UTC); None if unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

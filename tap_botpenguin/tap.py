@@ -22,8 +22,8 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_botpenguin import streams
-from tap_botpenguin.client import parse_timestamp
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
+from tap_botpenguin.sanitize import parse_datetime
 from tap_botpenguin.throttle import RateLimiter
 
 if sys.version_info >= (3, 12):
@@ -264,7 +264,7 @@ class TapBotPenguin(Tap):
         if url.scheme not in {"http", "https"} or not url.netloc:
             problems.append(f"`api_url` must be an http(s) URL, got {config.get('api_url')!r}.")
         start_date = config.get("start_date")
-        if start_date is not None and parse_timestamp(start_date) is None:
+        if start_date is not None and parse_datetime(start_date) is None:
             problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")
         return problems
 

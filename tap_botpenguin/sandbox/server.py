@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import socket
 import struct
 import sys
@@ -213,8 +214,6 @@ class Sandbox:
         self, bot_id: str, kind: str, count: int, seed: str = "new", at: datetime | None = None
     ) -> list[str]:
         """New conversations arrive at the top of page 1."""
-        import random  # noqa: PLC0415 - only the live-data helpers need it
-
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
             rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
