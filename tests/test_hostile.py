@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -384,3 +385,69 @@ def test_numeric_ids_become_strings() -> None:
 
     assert_loadable(result, LEADS)
     assert "123456789" in {r["_id"] for r in result.records["leads"]}
+
+
+body_faults = st.one_of(
+    st.builds(
+        lambda b: Fault("body", status=200, body=b, times=None, page=1, type="lead"),
+        st.binary(max_size=300),
+    ),
+    st.builds(
+        lambda t: Fault(
+            "body",
+            status=200,
+            body=t.encode("utf-8", "surrogatepass"),
+            times=None,
+            page=1,
+            type="lead",
+        ),
+        st.sampled_from(
+            [
+                "<html><body>502 Bad Gateway</body></html>",
+                '{"success":true}',
+                '{"success":true,"data":null}',
+                '{"success":true,"data":{"_id":"x"}}',
+                '{"success":true,"data":[1,2]}',
+                '{"success":"false","code":"x"}',
+                '{"success":true,"data":[{"_id":"a"}',
+                "null",
+                "[]",
+                '"ok"',
+            ]
+        ),
+    ),
+    st.sampled_from(["truncated", "reset", "hang"]).map(
+        lambda kind: Fault(kind, delay=5, times=None, page=1, type="lead")
+    ),
+    st.builds(
+        lambda status: Fault("status", status=status, times=None, page=1, type="lead"),
+        st.sampled_from([400, 401, 403, 404, 418, 429, 500, 502, 503, 504]),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body_faults)
+def test_generated_broken_responses_fail_in_one_line_within_the_budget(fault: Fault) -> None:
+    server = _sandbox(LEADS)
+    server.faults.clear()
+    server.inject(fault)
+    config = {
+        "bot_token": TOKEN,
+        "customer_id": CUSTOMER,
+        "bot_id": BOT,
+        "api_url": server.url,
+        "max_retries": 1,
+        "request_timeout": 0.3,
+    }
+
+    started = time.monotonic()
+    result = run_in_process(config)
+
+    assert time.monotonic() - started < 5  # one attempt of at most request_timeout, no hang
+    if result.error is None:  # only a body that happens to be a valid (empty) page
+        assert result.records.get("leads", []) == []
+    else:
+        assert isinstance(result.error, BotPenguinError), repr(result.error)
+        assert "\n" not in str(result.error)
+        assert "page 1" in str(result.error) or "`_id`" in str(result.error)
