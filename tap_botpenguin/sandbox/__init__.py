@@ -7,12 +7,16 @@ from tap_botpenguin.sandbox.data import (
     WEBSITE_BOT,
     WHATSAPP_BOT,
     Bot,
+    data_epoch,
     default_bots,
     make_inbox,
 )
-from tap_botpenguin.sandbox.server import Fault, ReceivedRequest, Sandbox
+from tap_botpenguin.sandbox.inbox import ORDERS
+from tap_botpenguin.sandbox.server import PAST_END, Fault, ReceivedRequest, Sandbox
 
 __all__ = [
+    "ORDERS",
+    "PAST_END",
     "QUIET_BOT",
     "SANDBOX_CUSTOMER",
     "SANDBOX_TOKEN",
@@ -22,6 +26,7 @@ __all__ = [
     "Fault",
     "ReceivedRequest",
     "Sandbox",
+    "data_epoch",
     "default_bots",
     "make_inbox",
 ]

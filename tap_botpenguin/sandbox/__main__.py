@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, default_bots
-from tap_botpenguin.sandbox.server import Sandbox, serve
+from tap_botpenguin.sandbox.inbox import ORDERS
+from tap_botpenguin.sandbox.server import PAST_END, Sandbox, serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-limit", type=int, default=100, help="requests per window per token")
     parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
     parser.add_argument("--scale", type=int, default=1, help="multiply every inbox's size")
+    parser.add_argument("--order", choices=ORDERS, default="updated", help="listing sort order")
+    parser.add_argument(
+        "--past-end", choices=PAST_END, default="empty", help="the answer past the last page"
+    )
     parser.add_argument("--url-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
@@ -27,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     sandbox = Sandbox(
         bots=bots,
         page_size=args.page_size,
+        order=args.order,
+        past_end=args.past_end,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
         port=args.port,

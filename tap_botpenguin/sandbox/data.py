@@ -16,8 +16,16 @@ from typing import Any
 
 Record = dict[str, Any]
 
-#: Data timestamps are spread backwards from this instant, so every run sees the same data.
-DATA_EPOCH = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+def data_epoch() -> datetime:
+    """The instant data timestamps are spread backwards from: the start of today (UTC).
+
+    Relative to the clock, not fixed, so the data is always in the past whatever the date;
+    the same all day, so two demo runs on one day see the same inbox.
+    """
+    now = datetime.now(timezone.utc)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
 
 STATUSES = ["OPEN", "INPROGRESS", "REVIEW", "ONHOLD", "DEPENDANCY", "CLOSED"]
 SENDERS = ["bot", "user", "agent"]
@@ -128,10 +136,10 @@ def make_record(rng: random.Random, index: int, updated_at: datetime) -> Record:
     }
 
 
-def make_inbox(seed: str, count: int) -> list[Record]:
-    """`count` records, newest `updatedAt` first, identical for the same seed."""
+def make_inbox(seed: str, count: int, epoch: datetime | None = None) -> list[Record]:
+    """`count` records, newest `updatedAt` first, identical for the same seed and epoch."""
     rng = random.Random(seed)
-    moment = DATA_EPOCH
+    moment = epoch or data_epoch()
     records = []
     for index in range(count):
         moment -= timedelta(seconds=rng.randrange(1, 4 * 3600))
@@ -141,13 +149,17 @@ def make_inbox(seed: str, count: int) -> list[Record]:
 
 @dataclass
 class Bot:
-    """One bot of the sandbox: its customer account, token and inboxes."""
+    """One bot of the sandbox: its customer account, token and inboxes.
+
+    `order` overrides the sandbox's listing order for this bot (see `inbox.ORDERS`).
+    """
 
     bot_id: str
     customer_id: str
     token: str
     leads: list[Record] = field(default_factory=list)
     chats: list[Record] = field(default_factory=list)
+    order: str | None = None
 
     def inbox(self, kind: str) -> list[Record]:
         """The list behind `type=lead` or `type=non-lead`."""
@@ -161,19 +173,20 @@ WHATSAPP_BOT = "65f0c1d2e3a4b5c6d7e8f902"
 QUIET_BOT = "65f0c1d2e3a4b5c6d7e8f903"
 
 
-def default_bots(scale: int = 1) -> list[Bot]:
+def default_bots(scale: int = 1, epoch: datetime | None = None) -> list[Bot]:
     """The demo account: three bots of one customer, of different sizes, one token.
 
     `scale` multiplies every inbox (benchmarks use it to get large data sets).
     """
+    epoch = epoch or data_epoch()
     sizes = {WEBSITE_BOT: (180, 240), WHATSAPP_BOT: (55, 30), QUIET_BOT: (0, 7)}
     return [
         Bot(
             bot_id=bot_id,
             customer_id=SANDBOX_CUSTOMER,
             token=SANDBOX_TOKEN,
-            leads=make_inbox(f"{bot_id}:lead", leads * scale),
-            chats=make_inbox(f"{bot_id}:non-lead", chats * scale),
+            leads=make_inbox(f"{bot_id}:lead", leads * scale, epoch),
+            chats=make_inbox(f"{bot_id}:non-lead", chats * scale, epoch),
         )
         for bot_id, (leads, chats) in sizes.items()
     ]

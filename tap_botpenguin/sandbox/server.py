@@ -3,7 +3,9 @@
 It implements `GET /inbox/direct/chats` as the endpoint page describes it: the auth header
 check (both kinds of token, see shared/api/NOTES.md), query validation (400), the
 `{success, message, code, data}` envelope, a per-token rate limit answered with 429 and
-`Retry-After`, and page-numbered listing until an empty `data` array.
+`Retry-After`, and a page-numbered listing. Where the contract is silent it offers each
+plausible answer as a switch: the sort order (`inbox.ORDERS`) and what comes past the last
+page (`PAST_END`: an empty `data` array by default, 404, 400, or the last page again).
 
 Tests, the demo and the benchmarks drive it in-process (`Sandbox`), or from the command line
 (`python -m tap_botpenguin.sandbox`). Nothing in the tap imports this module.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import socket
 import struct
 import sys
@@ -21,17 +22,19 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tap_botpenguin.sandbox.data import Bot, Record, default_bots, iso, make_record
+from tap_botpenguin.sandbox.data import Bot, Record, default_bots
+from tap_botpenguin.sandbox.inbox import Inboxes
 
 LISTING_PATH = "/inbox/direct/chats"
 KINDS = ("lead", "non-lead")
+#: What the API may answer past the last page: the contract documents no end signal.
+PAST_END = ("empty", "404", "400", "clamp")
 
 
 @dataclass
@@ -82,27 +85,42 @@ class ReceivedRequest:
     status: int = 0
 
 
-@dataclass
-class Sandbox:
-    """The server and its data. Use as a context manager, or `start()` / `stop()`."""
+class Sandbox(Inboxes):
+    """The server and its data. Use as a context manager, or `start()` / `stop()`.
 
-    bots: list[Bot] = field(default_factory=default_bots)
-    page_size: int = 25
-    rate_limit: int | None = 100
-    rate_window: float = 60.0
-    host: str = "127.0.0.1"
-    port: int = 0
-    #: Called (with the sandbox) before each listing request is answered: lets a test
-    #: change the inbox while a sync is running, as a live inbox does.
-    before_request: Callable[[Sandbox], None] | None = None
+    `order` is how listings are sorted (see `inbox.ORDERS`); `past_end` is what the API
+    answers past the last page (see `PAST_END`); `rate_limit` requests per `rate_window`
+    seconds and token are allowed before a 429 (None: no limit). `before_request` is called
+    (with the sandbox) before each listing request is answered: it lets a test change the
+    inbox while a sync is running, as a live inbox does.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        bots: list[Bot] | None = None,
+        *,
+        page_size: int = 25,
+        order: str = "updated",
+        past_end: str = "empty",
+        rate_limit: int | None = 100,
+        rate_window: float = 60.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        before_request: Callable[[Sandbox], None] | None = None,
+    ) -> None:
+        super().__init__(default_bots() if bots is None else bots, order, page_size)
+        if past_end not in PAST_END:
+            msg = f"past_end must be one of {PAST_END}, got {past_end!r}"
+            raise ValueError(msg)
+        self.past_end = past_end
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.host = host
+        self.port = port
+        self.before_request = before_request
         self.faults: list[Fault] = []
         self.requests: list[ReceivedRequest] = []
-        self._by_id = {bot.bot_id: bot for bot in self.bots}
-        self._lock = threading.RLock()
         self._served_at: dict[str, deque[float]] = defaultdict(deque)
-        self._page_cache: dict[tuple[str, str, int], bytes] = {}
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
 
@@ -146,83 +164,6 @@ class Sandbox:
         with self._lock:
             return [r for r in self.requests if r.path == LISTING_PATH]
 
-    def bot(self, bot_id: str) -> Bot:
-        """The sandbox bot with this id."""
-        return self._by_id[bot_id]
-
-    def all_records(self, kind: str) -> dict[tuple[str, str], Record]:
-        """Every record of one kind, keyed by (botId, _id)."""
-        with self._lock:
-            return {(b.bot_id, r["_id"]): r for b in self.bots for r in b.inbox(kind)}
-
-    def touch(self, bot_id: str, kind: str, count: int, *, status: str | None = None) -> list[str]:
-        """Update the `count` oldest records now: new `updatedAt`, moved to the top."""
-        with self._lock:
-            size = len(self.bot(bot_id).inbox(kind))
-            oldest = range(size - 1, max(size - count, 0) - 1, -1)
-            return self.move_to_top(bot_id, kind, oldest, status=status)
-
-    def move_to_top(
-        self,
-        bot_id: str,
-        kind: str,
-        positions: Iterable[int],
-        *,
-        status: str | None = None,
-        at: datetime | None = None,
-    ) -> list[str]:
-        """Update the records at `positions` now and move them to the top of the list.
-
-        That is what an update does in an inbox sorted by most recent activity: every record
-        above the old position shifts one place down.
-        """
-        with self._lock:
-            inbox = self.bot(bot_id).inbox(kind)
-            picked = sorted(set(positions), reverse=True)
-            moved = [inbox.pop(position) for position in picked]
-            inbox[:0] = moved
-            return self.update_in_place(bot_id, kind, range(len(moved)), status=status, at=at)
-
-    def update_in_place(
-        self,
-        bot_id: str,
-        kind: str,
-        positions: Iterable[int],
-        *,
-        status: str | None = None,
-        at: datetime | None = None,
-    ) -> list[str]:
-        """Update the records at `positions` now, leaving them where they are.
-
-        That is what an API sorted by something other than `updatedAt` would do.
-        """
-        with self._lock:
-            inbox = self.bot(bot_id).inbox(kind)
-            now = iso(at or datetime.now(timezone.utc))
-            changed = []
-            for position in positions:
-                record = inbox[position]
-                record["updatedAt"] = now
-                record["websiteVisits"] = (record.get("websiteVisits") or 0) + 1
-                if status:
-                    record["status"] = status
-                changed.append(record["_id"])
-            self._page_cache.clear()
-            return changed
-
-    def add(
-        self, bot_id: str, kind: str, count: int, seed: str = "new", at: datetime | None = None
-    ) -> list[str]:
-        """New conversations arrive at the top of page 1."""
-        with self._lock:
-            inbox = self.bot(bot_id).inbox(kind)
-            rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
-            now = at or datetime.now(timezone.utc)
-            fresh = [make_record(rng, len(inbox) + n, now) for n in range(count)]
-            inbox[:0] = fresh
-            self._page_cache.clear()
-            return [r["_id"] for r in fresh]
-
     # --- request handling (called from server threads) --------------------------------
     def _authenticate(self, headers: dict[str, str]) -> str | None:
         """The presented token, if it is one the sandbox knows (either auth style)."""
@@ -265,24 +206,30 @@ class Sandbox:
             return "Invalid type: expected 'lead' or 'non-lead'"
         if not params["page"].isdigit() or int(params["page"]) < 1:
             return "Invalid page: expected a number starting at 1"
-        bot = self._by_id.get(params["botId"])
-        if bot is None or bot.customer_id != params["customerId"] or bot.token != token:
+        if not self.has_bot(params["botId"]):
+            return "Invalid botId or customerId"
+        bot = self.bot(params["botId"])
+        if bot.customer_id != params["customerId"] or bot.token != token:
             return "Invalid botId or customerId"
         return None
 
-    def page_body(self, bot_id: str, kind: str, page: int) -> bytes:
-        """The success envelope of one page, serialized once per inbox version."""
-        key = (bot_id, kind, page)
-        with self._lock:
-            body = self._page_cache.get(key)
-            if body is None:
-                body = _envelope(self._page(bot_id, kind, page))
-                self._page_cache[key] = body
-            return body
+    def answer(self, bot_id: str, kind: str, page: int) -> tuple[int, bytes]:
+        """Status and body for one page, past the end as `past_end` says.
 
-    def _page(self, bot_id: str, kind: str, page: int) -> list[Record]:
-        start = (page - 1) * self.page_size
-        return self.bot(bot_id).inbox(kind)[start : start + self.page_size]
+        Page 1 always exists (an empty listing is `data: []`, as Django's and most
+        paginators answer); past the last page the API answers as configured.
+        """
+        last = max(self.pages(bot_id, kind), 1)
+        if page > last and self.past_end in {"404", "400"}:
+            status = int(self.past_end)
+            message = "Not Found" if status == HTTPStatus.NOT_FOUND else "Invalid page"
+            return status, _envelope(None, success=False, message=message, code=status)
+        if page > last and self.past_end == "clamp":
+            page = last
+        body = self.cached_body(
+            (bot_id, kind, page), lambda: _envelope(self.page(bot_id, kind, page))
+        )
+        return HTTPStatus.OK, body
 
 
 class _Server(ThreadingHTTPServer):
@@ -357,10 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _envelope(None, success=False, message=problem, code=400),
             )
         else:
-            page = int(params["page"])
-            self._reply(
-                received, HTTPStatus.OK, sandbox.page_body(params["botId"], params["type"], page)
-            )
+            status, body = sandbox.answer(params["botId"], params["type"], int(params["page"]))
+            self._reply(received, status, body)
 
     def _misbehave(
         self, received: ReceivedRequest, fault: Fault, params: dict[str, str], problem: str | None
@@ -390,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif problem is not None:
             return False
         elif fault.kind == "truncated":
-            body = sandbox.page_body(params["botId"], params["type"], int(params["page"]))
+            _, body = sandbox.answer(params["botId"], params["type"], int(params["page"]))
             received.status = -2
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "application/json")
@@ -400,14 +345,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
         elif fault.kind == "ignore_page":
-            self._reply(
-                received, HTTPStatus.OK, sandbox.page_body(params["botId"], params["type"], 1)
-            )
+            self._reply(received, *sandbox.answer(params["botId"], params["type"], 1))
         elif fault.kind == "data":
             assert fault.transform is not None, "a 'data' fault needs a transform"
-            records = json.loads(
-                sandbox.page_body(params["botId"], params["type"], int(params["page"]))
-            )["data"]
+            records = sandbox.page(params["botId"], params["type"], int(params["page"]))
+            records = json.loads(json.dumps(records))  # the transform may change them freely
             self._reply(received, HTTPStatus.OK, _envelope(fault.transform(records)))
         else:
             msg = f"unknown fault kind {fault.kind!r}"
