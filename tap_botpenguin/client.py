@@ -1,41 +1,46 @@
-"""The base stream for `GET /inbox/direct/chats`: URL, auth, pagination, errors, retries, throttle.
+"""The base stream: one listing of `GET /inbox/direct/chats`, read for each configured bot.
 
-API quirks this class absorbs (see shared/api/NOTES.md):
-- The listing is page-numbered from 1 and ends with an empty `data` array; page size and sort
-  order are undocumented, and there is no "updated since" filter.
-- Errors may arrive as HTTP statuses *or* as `200` with `{"success": false, "code": ...}`.
-- The limit is 100 requests per minute per token; 429 carries `Retry-After`.
+It reads as request (URL, auth, page numbers), response (decoded by `responses`, paged by
+`listing`, its order followed by `scan`) and records (kept from the scan's floor on, repaired
+by `sanitize`). Retries and waits follow `retries`; every attempt passes the token's throttle.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
 import os
 import sys
 from collections.abc import Callable, Generator, Iterable
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from functools import cached_property
-from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
-from urllib.parse import parse_qs, urlparse
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlparse
 
-import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._state import PROGRESS_MARKERS
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin import schemas
-from tap_botpenguin.errors import REDACTED, BotPenguinError, redact
+from tap_botpenguin.errors import BotPenguinError, redact
+from tap_botpenguin.listing import Listing, ListingPaginator
+from tap_botpenguin.logs import quiet_routine_lines
 from tap_botpenguin.naming import snake_case, snake_case_record, snake_case_schema
 from tap_botpenguin.progress import Progress
-from tap_botpenguin.sanitize import INVALID_FIELDS, RecordSanitizer, parse_datetime, utc_iso
+from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader, page_of
+from tap_botpenguin.retries import retry_waits
+from tap_botpenguin.sanitize import (
+    INVALID_FIELDS,
+    RecordSanitizer,
+    normalize_timestamps,
+    parse_datetime,
+    utc_iso,
+)
+from tap_botpenguin.scan import ScanHistory, ScanRun, plan_scan
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -47,18 +52,6 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Auth, Context, RequestFunc
 
     from tap_botpenguin.tap import BotSettings, TapBotPenguin
-
-LISTING_PATH = "/inbox/direct/chats"
-#: Upper bound for any single wait between attempts, whatever the server says.
-MAX_RETRY_WAIT = 600.0
-#: Wait after a 429 that names no `Retry-After`, doubled for each further such 429.
-DEFAULT_RETRY_AFTER = 5.0
-#: Exponential backoff for 5xx, timeouts and broken bodies: 1 s, 2 s, 4 s ... capped.
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-
-_RETRIABLE_CODES = frozenset({HTTPStatus.TOO_MANY_REQUESTS})
-_AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
 
 
 def _tap_version() -> str:
@@ -95,61 +88,14 @@ class ChatSchema(StreamSchema[str]):
 CHAT_SCHEMA = ChatSchema()
 
 
-class Page(NamedTuple):
-    """A decoded page: its records, and whether their strings need scrubbing (NUL, surrogates)."""
+@dataclass
+class BotRead:
+    """Everything about reading one bot's listing in this run."""
 
-    records: list[dict[str, Any]]
-    scrub_strings: bool
-
-
-class MalformedPageError(RetriableAPIError):
-    """A 2xx response whose body is not the documented envelope (retried, then fatal)."""
-
-
-def _is_retriable(code: int) -> bool:
-    return code in _RETRIABLE_CODES or code >= HTTPStatus.INTERNAL_SERVER_ERROR
-
-
-#: What msgspec raises for bodies it cannot decode (invalid UTF-8 and deep nesting included).
-_UNPARSABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-
-
-def _json_or_none(body: bytes) -> Any:
-    """The decoded body, or None: for error messages, which must never fail themselves."""
-    try:
-        return msgspec.json.decode(body)
-    except _UNPARSABLE:
-        return None
-
-
-def _status_text(code: int) -> str:
-    try:
-        return f"{code} {HTTPStatus(code).phrase}"
-    except ValueError:
-        return str(code)
-
-
-def _page_of(url: str | None) -> str:
-    return parse_qs(urlparse(url or "").query).get("page", ["?"])[0]
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Parse `Retry-After` (delta-seconds or HTTP-date); None when absent or unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_WAIT)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    delta = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return min(max(delta, 0.0), MAX_RETRY_WAIT)
+    bot: BotSettings
+    listing: Listing
+    scan: ScanRun
+    progress: Progress
 
 
 class BotPenguinStream(RESTStream[int]):
@@ -159,7 +105,7 @@ class BotPenguinStream(RESTStream[int]):
     primary_keys: ClassVar[list[str]] = ["_id"]
     replication_key = "updatedAt"
     # The API documents no sort order: the SDK then only commits a bookmark when a bot's
-    # listing is complete, capped at the sync's start time (the "signpost").
+    # listing was read (to its end, or to the scan's early stop), capped at the signpost.
     is_sorted = False
     schema = CHAT_SCHEMA
     # Records are decoded from JSON, so they already hold JSON types; the SDK's recursive
@@ -173,17 +119,19 @@ class BotPenguinStream(RESTStream[int]):
 
     def __init__(self, tap: TapBotPenguin) -> None:
         super().__init__(tap)
+        quiet_routine_lines(self.logger)
         self._snake_case = bool(self.config.get("snake_case_fields"))
         # The SDK copies partition keys into records, so they follow the naming too.
         self._bot_key = snake_case("botId") if self._snake_case else "botId"
         if self._snake_case:
             self.replication_key = snake_case(self.replication_key)
         self._requests_session = self._session_for(self.url_base)
-        self._bot: BotSettings | None = None
-        self._progress: Progress | None = None
-        self._decoded: tuple[requests.Response, Page] | None = None
-        self._previous_page_ids: list[Any] | None = None
+        self._reader = ResponseReader(
+            self.logger, self._where, tap.secrets, str(self.config["auth_method"])
+        )
         self._sanitizer = RecordSanitizer(CHAT_SCHEMA.api_schema())
+        self._decoded: tuple[requests.Response, Page] | None = None
+        self._read: BotRead | None = None
 
     @staticmethod
     def _session_for(url: str) -> requests.Session:
@@ -201,7 +149,18 @@ class BotPenguinStream(RESTStream[int]):
         )
         return session
 
-    # --- request shape ---------------------------------------------------------------
+    @property
+    def read(self) -> BotRead:
+        """The bot listing being read (set per partition in `get_records`)."""
+        if self._read is None:
+            msg = "no bot selected: records are read per bot partition"
+            raise RuntimeError(msg)
+        return self._read
+
+    def _where(self) -> str:
+        return f"{self.name} (bot {self.read.bot.bot_id})"
+
+    # --- request ---------------------------------------------------------------------
     @override
     @property
     def url_base(self) -> str:
@@ -222,18 +181,10 @@ class BotPenguinStream(RESTStream[int]):
     def timeout(self) -> float:  # type: ignore[override]
         return float(self.config["request_timeout"])
 
-    @property
-    def bot(self) -> BotSettings:
-        """The bot whose listing is being read (set per partition in `get_records`)."""
-        if self._bot is None:
-            msg = "no bot selected: records are read per bot partition"
-            raise RuntimeError(msg)
-        return self._bot
-
     @override
     @property
     def authenticator(self) -> Auth:
-        return self.bot.authenticator
+        return self.read.bot.authenticator
 
     @override
     @property
@@ -242,191 +193,70 @@ class BotPenguinStream(RESTStream[int]):
         return [{self._bot_key: bot.bot_id} for bot in self._tap.bots]
 
     @override
-    def get_new_paginator(self) -> PageNumberPaginator:
-        # Pages 1, 2, ...; the SDK stops at the first page with no records.
-        return PageNumberPaginator(start_value=1)
+    def get_new_paginator(self) -> ListingPaginator:
+        read = self.read
+        return ListingPaginator(lambda: not read.listing.ended and read.scan.wants_more)
 
     @override
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, Any]:
+        bot = self.read.bot
         return {
-            "botId": self.bot.bot_id,
-            "customerId": self.bot.customer_id,
+            "botId": bot.bot_id,
+            "customerId": bot.customer_id,
             "page": next_page_token or 1,
             "type": self.inbox_type,
         }
 
-    # --- responses -------------------------------------------------------------------
+    # --- response --------------------------------------------------------------------
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """Classify by HTTP status, then by the envelope; decode the body exactly once."""
-        status = response.status_code
-        if _is_retriable(status):
-            raise RetriableAPIError(self.response_error_message(response), response)
-        if status >= HTTPStatus.BAD_REQUEST:
-            raise self._fatal(status, response)
-        self._decoded = (response, self._decode_page(response))
+        """Classify and decode the body, once; `parse_response` reuses the result."""
+        self._decoded = (response, self._reader.read(response))
 
-    def _decode_page(self, response: requests.Response) -> Page:
-        """The envelope's `data`, after the checks of the envelope; raises on anything else."""
-        body = self._without_secrets(response)
-        scrub = b"\\u0000" in body
-        try:
-            payload = msgspec.json.decode(body)
-        except _UNPARSABLE:
-            payload = self._decode_lenient(response)
-            scrub = True
-        if not isinstance(payload, dict):
-            raise MalformedPageError(
-                self._describe(response, "the body is not a JSON object"), response
-            )
-        if payload.get("success") in (False, "false"):
-            code = payload.get("code")
-            code = code if isinstance(code, int) else HTTPStatus.INTERNAL_SERVER_ERROR
-            if _is_retriable(code):
-                raise RetriableAPIError(self.response_error_message(response, code), response)
-            raise self._fatal(code, response)
-        data = payload.get("data")
-        if not isinstance(data, list):
-            kind = "null" if data is None else type(data).__name__
-            raise MalformedPageError(
-                self._describe(response, f"`data` is {kind}, not the documented array"), response
-            )
-        if not all(isinstance(record, dict) for record in data):
-            raise MalformedPageError(
-                self._describe(response, "`data` holds non-object items"), response
-            )
-        return Page(data, scrub)
-
-    def _without_secrets(self, response: requests.Response) -> bytes:
-        """The body, with any configured token replaced: a token never reaches a record."""
-        body = response.content
-        for secret in self._tap.secrets:
-            if secret.encode() in body:
-                body = body.replace(secret.encode(), REDACTED.encode())
-                self.logger.warning(
-                    "%s: page %s contained an API token; it was replaced by %s",
-                    self._where(),
-                    _page_of(response.request.url),
-                    REDACTED,
-                )
-        return body
-
-    def _decode_lenient(self, response: requests.Response) -> Any:
-        """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""
-        text = self._without_secrets(response).decode("utf-8", errors="replace")
-        if "\ufffd" in text and b"\xef\xbf\xbd" not in response.content:
-            self.logger.warning(
-                "%s: page %s is not valid UTF-8; undecodable bytes became U+FFFD",
-                self._where(),
-                _page_of(response.request.url),
-            )
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            problem = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
-            raise MalformedPageError(
-                self._describe(response, f"the body is {problem}"), response
-            ) from None
+    @override
+    def response_error_message(self, response: requests.Response) -> str:
+        """One line with path, page, status and the API's message; never headers or tokens."""
+        return self._reader.describe(response)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         if self._decoded is not None and self._decoded[0] is response:
             page = self._decoded[1]
         else:  # not reached through `_request`; decode here
-            page = self._decode_page(response)
+            page = self._reader.read(response)
         self._decoded = None
-        data = page.records
-        self._check_page_advanced(response, data)
-        repaired = self._sanitizer.sanitize_page(data, scrub_strings=page.scrub_strings)
+        repaired = self._sanitizer.sanitize_page(page.records, scrub_strings=page.scrub_strings)
         if repaired:
             self.logger.warning(
-                "%s page %s: %d record(s) did not match the documented types and were "
+                "%s page %d: %d record(s) did not match the documented types and were "
                 "repaired (values that could not be converted are kept in `%s`)",
                 self._where(),
-                _page_of(response.request.url),
+                page.number,
                 repaired,
                 INVALID_FIELDS,
             )
-        if self._progress is not None:
-            self._progress.page_read(len(data))
-        return data
-
-    def _check_page_advanced(self, response: requests.Response, data: list[dict[str, Any]]) -> None:
-        """Stop instead of looping forever when the API ignores `page`; count page overlaps.
-
-        A record on two consecutive pages means the list shifted down while it was read
-        (new or updated conversations moving to the top): harmless, the copies are upserted.
-        """
-        ids = [record.get("_id") for record in data]
-        if self._previous_page_ids and self._progress is not None:
-            self._progress.overlaps += len(set(ids).intersection(self._previous_page_ids))
-        if ids and ids == self._previous_page_ids:
-            msg = (
-                f"{self._where()}: page {_page_of(response.request.url)} repeats the previous "
-                "page exactly, so the API is ignoring `page`; stopping instead of looping. "
-                "Check `api_url` points at the BotPenguin API."
-            )
-            raise BotPenguinError(msg)
-        self._previous_page_ids = ids
-
-    # --- errors ----------------------------------------------------------------------
-    def _where(self) -> str:
-        return f"{self.name} (bot {self.bot.bot_id})"
-
-    def _api_message(self, response: requests.Response, limit: int = 300) -> str:
-        """The API's own message, or the start of the body, redacted and on one line."""
-        payload = _json_or_none(response.content)
-        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-            text = payload["message"]
-        else:
-            text = response.content[:limit].decode("utf-8", errors="replace")
-        text = " ".join(text.split())[:limit]
-        return redact(text, self._tap.secrets)
-
-    def _describe(
-        self, response: requests.Response, problem: str = "", code: int | None = None
-    ) -> str:
-        """`GET <path> page <n> for <stream> (bot <id>) returned <status>: <API message>`."""
-        status = _status_text(response.status_code if code is None else code)
-        message = self._api_message(response)
-        return (
-            f"GET {urlparse(response.url).path} page {_page_of(response.request.url)} "
-            f"for {self._where()} returned {status}"
-            + (f": {message}" if message else "")
-            + (f" ({problem})" if problem else "")
-        )
-
-    @override
-    def response_error_message(self, response: requests.Response, code: int | None = None) -> str:
-        """One line with path, page, status and the API's message; never headers or tokens."""
-        return self._describe(response, code=code)
-
-    def _fatal(self, code: int, response: requests.Response) -> BotPenguinError:
-        message = self.response_error_message(response, code)
-        if code in _AUTH_CODES:
-            method = self.config["auth_method"]
-            hint = (
-                f"The token is missing, invalid or expired (auth_method={method}). Check "
-                "bot_token, and auth_method: x-bot-token for a token from BotPenguin support, "
-                "bearer for a platform access token from the Developers panel."
-            )
-        elif code == HTTPStatus.BAD_REQUEST:
-            hint = "Check bot_id and customer_id (they are in the bot's page URL)."
-        else:
-            hint = "This is not retried."
-        return BotPenguinError(f"{message}. {hint}")
+        # One format for the replication key: bookmarks and the order check compare strings.
+        normalize_timestamps(page.records, "updatedAt")
+        read = self.read
+        records, shifted = read.listing.accept(page)
+        if records:
+            read.scan.page_read(page.number, records, shifted)
+            read.progress.page_read(len(records))
+        return records
 
     # --- retries and throttling ------------------------------------------------------
     @override
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
         """Throttle every attempt, retry as the SDK does, and fail in one readable line."""
+        read = self.read
 
         def throttled(
             prepared: requests.PreparedRequest, context: Context | None
         ) -> requests.Response:
-            with self.bot.limiter.slot(on_wait=self._waiting_for_rate_limit):
+            with read.bot.limiter.slot(on_wait=self._waiting_for_rate_limit):
+                read.progress.requests += 1
                 return func(prepared, context)
 
         retrying: Callable[..., requests.Response] = super().request_decorator(throttled)
@@ -447,7 +277,7 @@ class BotPenguinStream(RESTStream[int]):
             reason = str(exc)
         else:
             reason = (
-                f"GET {urlparse(prepared.url or '').path!s} page {_page_of(prepared.url)} for "
+                f"GET {urlparse(prepared.url or '').path!s} page {page_of(prepared.url)} for "
                 f"{self._where()} failed: {type(exc).__name__}"
             )
             if isinstance(exc, requests.Timeout):
@@ -457,9 +287,8 @@ class BotPenguinStream(RESTStream[int]):
         )
 
     def _waiting_for_rate_limit(self, seconds: float) -> None:
-        if self._progress is not None:
-            limit = self.bot.limiter.limit
-            self._progress.waiting(seconds, f"the rate limit (requests_per_minute={limit})")
+        limit = self.read.bot.limiter.limit
+        self.read.progress.waiting(seconds, f"the rate limit (requests_per_minute={limit})")
 
     @override
     def backoff_max_tries(self) -> int:
@@ -467,28 +296,11 @@ class BotPenguinStream(RESTStream[int]):
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        """Honour `Retry-After` on 429; exponential otherwise (the SDK adds jitter)."""
-        attempt = 0
-        throttled = 0
-        exc = yield  # type: ignore[misc]  # backoff primes the generator with None
-        while True:
-            attempt += 1
-            response = getattr(exc, "response", None)
-            if response is not None and self._is_rate_limited(response):
-                throttled += 1
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = min(DEFAULT_RETRY_AFTER * 2 ** (throttled - 1), BACKOFF_CAP)
-            else:
-                wait = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
-            exc = yield wait
+        return retry_waits()
 
-    @staticmethod
-    def _is_rate_limited(response: requests.Response) -> bool:
-        if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-            return True
-        payload = _json_or_none(response.content)
-        return isinstance(payload, dict) and payload.get("code") == HTTPStatus.TOO_MANY_REQUESTS
+    @override
+    def backoff_jitter(self, value: float) -> float:
+        return value  # exact waits: see `retries`
 
     @override
     def backoff_handler(self, details: Details) -> None:
@@ -498,35 +310,82 @@ class BotPenguinStream(RESTStream[int]):
             what = self.response_error_message(response)
         else:
             what = f"{self._where()}: {type(exc).__name__}"
+        wait = float(details.get("wait", 0.0))
+        self.read.progress.waited += wait
         self.logger.warning(
             "%s; retrying in %.1f s (attempt %d of %d)",
             redact(what, self._tap.secrets),
-            details.get("wait", 0.0),
+            wait,
             details.get("tries", 0),
             self.backoff_max_tries(),
         )
 
     # --- records ---------------------------------------------------------------------
     @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        # The run's start, in the records' own format (bookmarks compare as strings).
+        return self._tap.started_at
+
+    def _bookmark(self, partition: dict[str, Any]) -> str | None:
+        if partition.get("replication_key") != self.replication_key:
+            return None  # a renamed key (snake_case_fields switched) starts over
+        moment = parse_datetime(partition.get("replication_key_value"))
+        return utc_iso(moment) if moment else None
+
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Read one bot's listing; keep records updated at or after the bookmark/start_date."""
+        """Read one bot's listing as its scan plan says; keep records from the plan's floor."""
         assert context is not None, "streams are always partitioned by bot"
-        self._bot = self._tap.bot_settings(context[self._bot_key])
-        self._previous_page_ids = None
-        self._progress = Progress(self.logger, self.name, self.bot.bot_id, self.bot.limiter)
-        # The SDK writes the signpost for the stream, not per partition: without it an
-        # unsorted partition's bookmark could jump past records changed during the run.
-        signpost = self.get_replication_key_signpost(context)
-        self.state_manager.write_replication_key_signpost(signpost, context=context)
-        since = self.get_starting_timestamp(context)
+        bot = self._tap.bot_settings(context[self._bot_key])
+        partition = self.get_context_state(context)
+        # The SDK writes the signpost for the stream, not per partition: without it a
+        # partition's bookmark could jump past records changed during the run.
+        started_at = self._tap.started_at
+        self.state_manager.write_replication_key_signpost(started_at, context=context)
+        history = ScanHistory.load(partition)
+        plan = plan_scan(
+            history,
+            mode=str(self.config["scan_mode"]),
+            every_hours=float(self.config["full_scan_every_hours"]),
+            bookmark=self._bookmark(partition),
+            start_date=self._tap.start_date,
+            now=self._tap.now(),
+        )
+        where = f"{self.name} (bot {bot.bot_id})"
+        progress = Progress(self.logger, self.name, bot.bot_id, bot.limiter)
+        listing = Listing(where, self.logger, self._tap.page_sizes)
+        self._read = BotRead(bot, listing, ScanRun(plan, where, self.logger), progress)
+        self.logger.info("%s bot %s: %s", self.name, bot.bot_id, plan.describe())
         for record in super().get_records(context):
-            if since is not None:
-                updated = parse_datetime(record.get("updatedAt"))
-                if updated is not None and updated < since:
-                    continue
-            self._progress.records_emitted += 1
+            updated = record.get("updatedAt")
+            # Records without a readable `updatedAt` cannot be filtered safely: kept.
+            if plan.floor is not None and isinstance(updated, str) and updated < plan.floor:
+                continue
+            progress.records_emitted += 1
             yield record
-        self._progress.finish()
+        if listing.unconfirmed:
+            self._keep_bookmark(partition)
+        else:
+            self.read.scan.finish(
+                history,
+                started_at=started_at,
+                pages=listing.pages,
+                page_size=self._tap.page_sizes.size,
+            ).save(partition)
+        progress.overlaps = listing.overlaps
+        progress.finish(self.read.scan.outcome(history, listing.pages))
+
+    @staticmethod
+    def _keep_bookmark(partition: dict[str, Any]) -> None:
+        """Let the SDK commit the previous bookmark, not the one this read would advance to.
+
+        An unsorted stream's new bookmark waits in the SDK's progress markers until the
+        partition is finalized; without them the partition keeps its previous one.
+        """
+        markers = partition.get(PROGRESS_MARKERS)
+        if isinstance(markers, dict):
+            markers.pop("replication_key", None)
+            markers.pop("replication_key_value", None)
 
     @cached_property
     def _selects_every_property(self) -> bool:
@@ -565,13 +424,10 @@ class BotPenguinStream(RESTStream[int]):
                 "loaded or deduplicated; stopping rather than dropping it."
             )
             raise BotPenguinError(msg)
-        row["botId"] = self.bot.bot_id
-        row["customerId"] = self.bot.customer_id
-        updated_at = row.setdefault("updatedAt", None)  # the SDK's bookmark code indexes it
-        if isinstance(updated_at, str) and not updated_at.endswith("Z"):
-            # Bookmarks compare as strings: keep the replication key in one UTC format.
-            moment = parse_datetime(updated_at)
-            row["updatedAt"] = utc_iso(moment) if moment else updated_at
+        bot = self.read.bot
+        row["botId"] = bot.bot_id
+        row["customerId"] = bot.customer_id
+        row.setdefault("updatedAt", None)  # the SDK's bookmark code indexes it
         if self._snake_case:
             return snake_case_record(row)  # type: ignore[no-any-return]
         return row

@@ -1,4 +1,9 @@
-"""Progress lines for the person watching a long sync (stderr, every few seconds)."""
+"""Progress lines for the person watching a long sync (stderr, every few seconds).
+
+Per bot and stream: a periodic `progress` line while it runs, and one closing `done` line with
+what kind of read it was, pages, records read and emitted, requests, time spent waiting (rate
+limit and `Retry-After`) and duration.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from tap_botpenguin.throttle import RateLimiter
 
 
 class Progress:
-    """Counts pages and records of one stream and bot and reports them periodically."""
+    """Counts pages, records, requests and waits of one stream and bot; reports them."""
 
     def __init__(
         self,
@@ -29,8 +34,10 @@ class Progress:
         self.pages = 0
         self.records_read = 0
         self.records_emitted = 0
+        self.requests = 0
+        self.waited = 0.0
         self.overlaps = 0
-        self._last_report = clock()
+        self._started = self._last_report = clock()
 
     def page_read(self, records: int) -> None:
         """A page arrived; report if the last report is older than the interval."""
@@ -39,12 +46,11 @@ class Progress:
         if self.clock() - self._last_report >= self.interval:
             self.report()
 
-    def report(self, prefix: str = "progress") -> None:
+    def report(self) -> None:
         """Log one line: pages, records and the current request rate."""
         self._last_report = self.clock()
         self.logger.info(
-            "%s %s: %d pages, %d records read, %d emitted, %d requests in the last 60 s",
-            prefix,
+            "progress %s: %d pages, %d records read, %d emitted, %d requests in the last 60 s",
             self.label,
             self.pages,
             self.records_read,
@@ -52,9 +58,18 @@ class Progress:
             self.limiter.recent(60.0),
         )
 
-    def finish(self) -> None:
-        """The last line for this stream and bot, and a note if the inbox moved meanwhile."""
-        self.report(prefix="done")
+    def finish(self, outcome: str) -> None:
+        """The closing line for this stream and bot, and a note if the inbox moved meanwhile."""
+        self.logger.info(
+            "done %s: %s; read %d, emitted %d, requests %d, waited %.1f s, took %.1f s",
+            self.label,
+            outcome,
+            self.records_read,
+            self.records_emitted,
+            self.requests,
+            self.waited,
+            self.clock() - self._started,
+        )
         if self.overlaps:
             self.logger.info(
                 "%s: %d record(s) appeared on two consecutive pages: the inbox changed while "
@@ -64,6 +79,7 @@ class Progress:
             )
 
     def waiting(self, seconds: float, reason: str) -> None:
-        """Say why nothing is happening, and for how long (skipped for short pauses)."""
+        """Count a pause, and say why nothing is happening (skipped for short pauses)."""
+        self.waited += seconds
         if seconds >= 1.0:
             self.logger.info("%s: waiting %.1f s for %s", self.label, seconds, reason)

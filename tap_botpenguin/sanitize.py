@@ -201,6 +201,21 @@ def parse_datetime(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def is_utc_iso(value: str) -> bool:
+    """Whether `value` has `utc_iso`'s shape (cheap: no parsing)."""
+    return len(value) == 24 and value[-1] == "Z" and value[19] == "." and value[10] == "T"
+
+
+def normalize_timestamps(records: list[dict[str, Any]], key: str) -> None:
+    """Bring every `key` value into `utc_iso` form, in place, so they compare as strings."""
+    for record in records:
+        value = record.get(key)
+        if isinstance(value, str) and not is_utc_iso(value):
+            moment = parse_datetime(value)
+            if moment is not None:
+                record[key] = utc_iso(moment)
+
+
 def utc_iso(moment: datetime) -> str:
     """`2026-06-01T10:00:00.123Z`: the API's own format, which sorts as it compares."""
     utc = moment.astimezone(timezone.utc)

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -23,7 +24,10 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
-from tap_botpenguin.sanitize import parse_datetime
+from tap_botpenguin.listing import PageSizes
+from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.sanitize import parse_datetime, utc_iso
+from tap_botpenguin.scan import SCAN_MODES, SCAN_STATE_KEY
 from tap_botpenguin.throttle import RateLimiter
 
 if sys.version_info >= (3, 12):
@@ -174,11 +178,63 @@ class TapBotPenguin(Tap):
                 "becomes `updated_at`, so switching this on starts a full re-sync."
             ),
         ),
+        th.Property(
+            "scan_mode",
+            th.StringType,
+            default="auto",
+            allowed_values=list(SCAN_MODES),
+            title="Scan mode",
+            description=(
+                "`auto`: once a full read of a bot's listing has shown it is ordered newest "
+                "`updatedAt` first, later runs stop reading it once past the bookmark. "
+                "`full`: read every listing to the end on every run."
+            ),
+        ),
+        th.Property(
+            "full_scan_every_hours",
+            th.NumberType(minimum=0),
+            default=24,
+            title="Full scan every hours",
+            description=(
+                "The longest time between two full reads of a bot's listing; a full read emits "
+                "every change an early-stopped run could not see. `0` makes every run a full read."
+            ),
+        ),
     ).to_dict()
 
     @override
     def discover_streams(self) -> list[Stream]:
         return [streams.LeadsStream(self), streams.ChatsStream(self)]
+
+    # --- time and what earlier runs learned --------------------------------------------
+    def now(self) -> datetime:
+        """The current time (tests override it to simulate runs hours apart)."""
+        return datetime.now(timezone.utc)
+
+    @cached_property
+    def started_at(self) -> str:
+        """When this run started: the cap of every bookmark and the start of its scans."""
+        return utc_iso(self.now())
+
+    @cached_property
+    def start_date(self) -> str | None:
+        """`start_date` in the records' timestamp format (they compare as strings)."""
+        moment = parse_datetime(self.config.get("start_date"))
+        return utc_iso(moment) if moment else None
+
+    @cached_property
+    def page_sizes(self) -> PageSizes:
+        """The API's page size, seeded with what earlier runs learned (kept in bot state)."""
+        known = [
+            partition[SCAN_STATE_KEY]["page_size"]
+            for stream in (self.state.get("bookmarks") or {}).values()
+            if isinstance(stream, dict)
+            for partition in stream.get("partitions") or []
+            if isinstance(partition, dict)
+            and isinstance(partition.get(SCAN_STATE_KEY), dict)
+            and isinstance(partition[SCAN_STATE_KEY].get("page_size"), int)
+        ]
+        return PageSizes(max(known, default=None))
 
     # --- settings --------------------------------------------------------------------
     @cached_property
@@ -234,11 +290,12 @@ class TapBotPenguin(Tap):
         return errors
 
     def _coerce_env_numbers(self) -> None:
-        """`TAP_BOTPENGUIN_REQUEST_TIMEOUT=30` arrives as a string; the SDK parses only ints."""
-        value = self._config.get("request_timeout")
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                self._config["request_timeout"] = float(value)
+        """`TAP_BOTPENGUIN_REQUEST_TIMEOUT=7.5` arrives as a string; the SDK parses only ints."""
+        for name in ("request_timeout", "full_scan_every_hours"):
+            value = self._config.get(name)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    self._config[name] = float(value)
 
     def _setting_problems(self) -> list[str]:
         config = self.config
@@ -275,6 +332,8 @@ class TapBotPenguin(Tap):
         redacting = RedactingFilter(self.secrets)
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
+        quiet_metrics(self.metrics_logger)
+        quiet_routine_lines(logging.getLogger("singer_sdk"))
 
     @override
     @classmethod

@@ -1,0 +1,182 @@
+"""Paging through one listing and recognising its end, whatever form the API gives it.
+
+The contract documents neither an end signal nor the page size (shared/api/NOTES.md). A
+listing ends at the first of:
+- a page with an empty `data` array (our default assumption);
+- a 400/404/416/422 for page 2 or later (see `responses.PAST_THE_END_CODES`);
+- a page identical to the previous one: an API that "clamps" `page` to the last page.
+
+Telling a clamped listing from an API that ignores `page` needs the page size: a page is
+*full* when the page after it held other records. A repeat of page 1 at page 2 is therefore
+judged by the page size known from any listing of this run or an earlier one (`PageSizes`):
+- page 1 shorter than the page size: the listing fits one page; the API repeats it;
+- page 1 full: the API ignores `page`: the run stops with one line (nothing silently lost);
+- no page size known yet: taken as a one-page listing, with a warning, and its bookmark is
+  not advanced; if a page size turns up later in the run and page 1 was full, the run stops.
+A repeat of a later page, and a 4xx after a page 2 or later, end the listing; when the last
+page read was full, a warning names bot, stream and page: the listing may be longer than
+what the API agreed to page through.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from singer_sdk.pagination import PageNumberPaginator
+
+from tap_botpenguin.errors import BotPenguinError
+from tap_botpenguin.responses import Page, status_text
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+
+class ListingPaginator(PageNumberPaginator):
+    """Pages 1, 2, ... for as long as the stream wants more."""
+
+    def __init__(self, wants_more: Callable[[], bool]) -> None:
+        super().__init__(start_value=1)
+        self._wants_more = wants_more
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        return self._wants_more()
+
+
+def _ignores_page(where: str, records: int, size: int) -> BotPenguinError:
+    return BotPenguinError(
+        f"{where}: page 2 repeats page 1 exactly, and page 1 is full ({records} records; "
+        f"the API's pages hold {size}): the API is ignoring `page`, so this listing cannot be "
+        "read past page 1; stopping rather than load part of it. Check `api_url` points at "
+        "the BotPenguin API."
+    )
+
+
+class PageSizes:
+    """The API's page size as far as it is known, shared by every listing of a run.
+
+    Seeded from the state of earlier runs; learned whenever a page is followed by a page
+    with other records (so it was full). Listings whose page 1 came back as page 2 before
+    any size was known wait here for the verdict.
+    """
+
+    def __init__(self, known: int | None = None) -> None:
+        self.size = known
+        self._pending: list[tuple[str, int]] = []
+
+    def is_full(self, records: int) -> bool:
+        """Whether a page of `records` is known to be a full page."""
+        return self.size is not None and records >= self.size
+
+    def learn(self, full_page: int) -> None:
+        """A page of `full_page` records was followed by another: the API's size is that."""
+        if self.size is not None and full_page <= self.size:
+            return
+        self.size = full_page
+        for where, records in self._pending:
+            if records >= full_page:
+                raise _ignores_page(where, records, full_page)
+
+    def defer(self, where: str, records: int) -> None:
+        """Judge `where`'s repeated page 1 of `records` once a page size is known."""
+        self._pending.append((where, records))
+
+
+class Listing:
+    """One read of one listing: which page records to pass on, and whether it has ended."""
+
+    def __init__(self, where: str, logger: logging.Logger, page_sizes: PageSizes) -> None:
+        self.where = where
+        self.logger = logger
+        self.page_sizes = page_sizes
+        self.pages = 0
+        self.ended = False
+        #: The listing was taken as one page without proof: keep its bookmark.
+        self.unconfirmed = False
+        #: Records seen on two consecutive pages: the list shifted down while it was read.
+        self.overlaps = 0
+        self._previous_ids: list[Any] = []
+        self._previous_updates: dict[Any, Any] = {}
+
+    def accept(self, page: Page) -> tuple[list[dict[str, Any]], set[Any]]:
+        """The records of `page` to pass on (none when it ends the listing), and the ids.
+
+        The ids are those of records the previous page held with the same `updatedAt`: the
+        list shifted down while it was read.
+        """
+        if page.past_end is not None:
+            self._past_the_end(page.number, page.past_end)
+            return [], set()
+        ids = [record.get("_id") for record in page.records]
+        if not ids:
+            self.ended = True
+            return [], set()
+        if ids == self._previous_ids:
+            self._repeated(page.number)
+            return [], set()
+        updates = {record.get("_id"): record.get("updatedAt") for record in page.records}
+        shifted = {
+            key
+            for key, updated in updates.items()
+            if key in self._previous_updates and self._previous_updates[key] == updated
+        }
+        self.overlaps += len(set(ids).intersection(self._previous_updates))
+        if self._previous_ids:
+            self.page_sizes.learn(len(self._previous_ids))
+        self._previous_ids, self._previous_updates = ids, updates
+        self.pages += 1
+        return page.records, shifted
+
+    def _repeated(self, number: int) -> None:
+        self.ended = True
+        records = len(self._previous_ids)
+        if number > 2:  # page 2 differed from page 1, so the API honours `page`
+            if self.page_sizes.is_full(records):
+                self.logger.warning(
+                    "%s: page %d repeats page %d, a full page (%d records): taken as the end "
+                    "of the listing (the API repeats its last page); if it holds more than %d "
+                    "conversations, the API stops paging there",
+                    self.where,
+                    number,
+                    number - 1,
+                    records,
+                    records * (number - 1),
+                )
+            return
+        size = self.page_sizes.size
+        if size is None:
+            self.unconfirmed = True
+            self.page_sizes.defer(self.where, records)
+            self.logger.warning(
+                "%s: page 2 repeats page 1 (%d records) and no page size is known yet: taken "
+                "as a one-page listing, its bookmark kept until that is confirmed; if it holds "
+                "more than %d conversations, the API is ignoring `page` (check api_url)",
+                self.where,
+                records,
+                records,
+            )
+        elif records >= size:
+            raise _ignores_page(self.where, records, size)
+
+    def _past_the_end(self, number: int, status: int) -> None:
+        self.ended = True
+        records = len(self._previous_ids)
+        if self.page_sizes.is_full(records):
+            self.logger.warning(
+                "%s: page %d answered %s after a full page %d (%d records): taken as the end "
+                "of the listing; if it holds more than %d conversations, the API refuses to "
+                "page past %d",
+                self.where,
+                number,
+                status_text(status),
+                number - 1,
+                records,
+                records * (number - 1),
+                number - 1,
+            )

@@ -1,0 +1,56 @@
+"""What a healthy run prints: per bot and stream, what kind of read, progress, a closing line.
+
+At the default log level the SDK's routine lines are DEBUG lines instead:
+- its METRIC lines (one per request, plus counters and timers);
+- "Beginning sync of ...", "Starting incremental sync of ...", "Pagination stopped after ...",
+  which the tap's own lines say better;
+- "Stream is assumed to be unsorted, progress is not resumable if interrupted", once per bot:
+  that is how this tap works by design (a bot's bookmark is committed once its listing has
+  been read; an interrupted run resumes from the previous one), nothing to act on;
+- `backoff`'s "Backing off ..." and "Giving up ...", which the tap's own "retrying in N s"
+  warning and final one-line error say better.
+`TAP_BOTPENGUIN_LOGLEVEL=debug` (or `meltano --log-level=debug`) brings all of them back.
+Warnings are kept for what a person should act on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+_ROUTINE = (
+    "Beginning sync of ",
+    "Starting incremental sync of ",
+    "Pagination stopped after ",
+    "Stream is assumed to be unsorted",
+    # `backoff`'s own lines, which the tap's "retrying in N s" warning and its final
+    # one-line error say better.
+    "Backing off ",
+    "Giving up ",
+)
+
+
+class RoutineToDebug(logging.Filter):
+    """Turns the SDK's routine lines into DEBUG lines (dropped unless DEBUG is on)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a routine line; keep everything else as it is."""
+        if record.levelno > logging.DEBUG and str(record.msg).startswith(_ROUTINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_ROUTINE_TO_DEBUG = RoutineToDebug()
+
+
+def quiet_routine_lines(*loggers: logging.Logger) -> None:
+    """Demote the SDK's routine lines logged on `loggers` (idempotent)."""
+    for logger in loggers:
+        if _ROUTINE_TO_DEBUG not in logger.filters:
+            logger.addFilter(_ROUTINE_TO_DEBUG)
+
+
+def quiet_metrics(metrics_logger: logging.Logger) -> None:
+    """METRIC lines only when the plugin's log level is DEBUG."""
+    if metrics_logger.level > logging.DEBUG:
+        metrics_logger.setLevel(logging.WARNING)

@@ -1,0 +1,224 @@
+"""Decoding and classifying the answers of `GET /inbox/direct/chats`.
+
+API quirks absorbed here (see shared/api/NOTES.md):
+- Errors arrive as HTTP statuses *or* as `200` with `{"success": false, "code": ...}`
+  (`success` may even be the string `"false"`).
+- The contract documents no end of the listing: past the last page an API may answer a 4xx
+  instead of an empty `data` array. On page 2 or later those statuses end the listing;
+  on page 1 they are the errors they say (wrong ids, wrong path).
+- Bodies may be broken in every way a proxy or a bug breaks them; each is decoded once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlparse
+
+import msgspec
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_botpenguin.errors import REDACTED, BotPenguinError, redact
+
+LISTING_PATH = "/inbox/direct/chats"
+_AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
+#: What APIs answer for a page past the last one, when they do not answer `data: []`:
+#: 404 (REST), 400 (the contract's "invalid page"), 416 and 422 (paginators' "out of range").
+PAST_THE_END_CODES = frozenset(
+    {
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    }
+)
+#: What msgspec raises for bodies it cannot decode (invalid UTF-8 and deep nesting included).
+_UNPARSABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+class Page(NamedTuple):
+    """A decoded page of one listing.
+
+    `scrub_strings`: the body holds NULs or undecodable bytes, so its strings need cleaning.
+    `past_end`: the 4xx status with which the API said there is no such page.
+    """
+
+    number: int
+    records: list[dict[str, Any]]
+    scrub_strings: bool = False
+    past_end: int | None = None
+
+
+class MalformedPageError(RetriableAPIError):
+    """A 2xx response whose body is not the documented envelope (retried, then fatal)."""
+
+
+def is_retriable(code: int) -> bool:
+    """429 and 5xx are worth another attempt; every other error is not."""
+    return code == HTTPStatus.TOO_MANY_REQUESTS or code >= HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def json_or_none(body: bytes) -> Any:
+    """The decoded body, or None: for error messages, which must never fail themselves."""
+    try:
+        return msgspec.json.decode(body)
+    except _UNPARSABLE:
+        return None
+
+
+def status_text(code: int) -> str:
+    """`404 Not Found`, or just the number for codes HTTP does not name."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return str(code)
+
+
+def page_of(url: str | None) -> str:
+    """The `page` query parameter of a request URL, as sent (`?` if absent)."""
+    return parse_qs(urlparse(url or "").query).get("page", ["?"])[0]
+
+
+def page_number(url: str | None) -> int:
+    """The page a request asked for (1 when unreadable: the conservative answer)."""
+    text = page_of(url)
+    return int(text) if text.isdigit() else 1
+
+
+class ResponseReader:
+    """Turns a response into a `Page`, or raises the error it stands for, in one line.
+
+    `where` names the stream and bot being read (for messages); `secrets` are redacted from
+    anything quoted from a body.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        where: Callable[[], str],
+        secrets: Sequence[str],
+        auth_method: str,
+    ) -> None:
+        self.logger = logger
+        self.where = where
+        self.secrets = secrets
+        self.auth_method = auth_method
+
+    def read(self, response: requests.Response) -> Page:
+        """Classify by HTTP status, then by the envelope; decode the body exactly once."""
+        status = response.status_code
+        if is_retriable(status):
+            raise RetriableAPIError(self.describe(response), response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            return self._error(status, response)
+        number = page_number(response.request.url)
+        body = self._without_secrets(response)
+        scrub = b"\\u0000" in body
+        try:
+            payload = msgspec.json.decode(body)
+        except _UNPARSABLE:
+            payload = self._decode_lenient(response, body)
+            scrub = True
+        if not isinstance(payload, dict):
+            raise MalformedPageError(
+                self.describe(response, "the body is not a JSON object"), response
+            )
+        if payload.get("success") in (False, "false"):
+            code = payload.get("code")
+            code = code if isinstance(code, int) else HTTPStatus.INTERNAL_SERVER_ERROR
+            if is_retriable(code):
+                raise RetriableAPIError(self.describe(response, code=code), response)
+            return self._error(code, response)
+        data = payload.get("data")
+        if not isinstance(data, list):
+            kind = "null" if data is None else type(data).__name__
+            raise MalformedPageError(
+                self.describe(response, f"`data` is {kind}, not the documented array"), response
+            )
+        if not all(isinstance(record, dict) for record in data):
+            raise MalformedPageError(
+                self.describe(response, "`data` holds non-object items"), response
+            )
+        return Page(number, data, scrub)
+
+    def _error(self, code: int, response: requests.Response) -> Page:
+        """A 4xx (or envelope error): past the end of the listing, or fatal."""
+        number = page_number(response.request.url)
+        if code in PAST_THE_END_CODES and number > 1:
+            return Page(number, [], past_end=code)
+        raise self.fatal(code, response)
+
+    def _without_secrets(self, response: requests.Response) -> bytes:
+        """The body, with any configured token replaced: a token never reaches a record."""
+        body = response.content
+        for secret in self.secrets:
+            if secret.encode() in body:
+                body = body.replace(secret.encode(), REDACTED.encode())
+                self.logger.warning(
+                    "%s: page %s contained an API token; it was replaced by %s",
+                    self.where(),
+                    page_of(response.request.url),
+                    REDACTED,
+                )
+        return body
+
+    def _decode_lenient(self, response: requests.Response, body: bytes) -> Any:
+        """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""
+        text = body.decode("utf-8", errors="replace")
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in response.content:
+            self.logger.warning(
+                "%s: page %s is not valid UTF-8; undecodable bytes became U+FFFD",
+                self.where(),
+                page_of(response.request.url),
+            )
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            problem = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+            raise MalformedPageError(
+                self.describe(response, f"the body is {problem}"), response
+            ) from None
+
+    # --- messages --------------------------------------------------------------------
+    def _api_message(self, response: requests.Response, limit: int = 300) -> str:
+        """The API's own message, or the start of the body, redacted and on one line."""
+        payload = json_or_none(response.content)
+        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+            text = payload["message"]
+        else:
+            text = response.content[:limit].decode("utf-8", errors="replace")
+        text = " ".join(text.split())[:limit]
+        return redact(text, self.secrets)
+
+    def describe(
+        self, response: requests.Response, problem: str = "", code: int | None = None
+    ) -> str:
+        """`GET <path> page <n> for <stream> (bot <id>) returned <status>: <API message>`."""
+        status = status_text(response.status_code if code is None else code)
+        message = self._api_message(response)
+        return (
+            f"GET {urlparse(response.url).path} page {page_of(response.request.url)} "
+            f"for {self.where()} returned {status}"
+            + (f": {message}" if message else "")
+            + (f" ({problem})" if problem else "")
+        )
+
+    def fatal(self, code: int, response: requests.Response) -> BotPenguinError:
+        """The error that stops the run, with what to check."""
+        if code in _AUTH_CODES:
+            hint = (
+                f"The token is missing, invalid or expired (auth_method={self.auth_method}). "
+                "Check bot_token, and auth_method: x-bot-token for a token from BotPenguin "
+                "support, bearer for a platform access token from the Developers panel."
+            )
+        elif code == HTTPStatus.BAD_REQUEST:
+            hint = "Check bot_id and customer_id (they are in the bot's page URL)."
+        elif code == HTTPStatus.NOT_FOUND:
+            hint = "Check api_url and bot_id: the API found no listing there."
+        else:
+            hint = "This is not retried."
+        return BotPenguinError(f"{self.describe(response, code=code)}. {hint}")
