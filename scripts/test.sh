@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-scripts/postgres.sh
+pg_env=$(scripts/postgres.sh)  # an assignment, so that a failure stops here (set -e)
+eval "$pg_env"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy tap_botpenguin

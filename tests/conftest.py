@@ -12,11 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tap_botpenguin.sandbox import (
     QUIET_BOT,
@@ -33,6 +35,19 @@ from tap_botpenguin.tap import TapBotPenguin
 ALL_BOTS = [WEBSITE_BOT, WHATSAPP_BOT, QUIET_BOT]
 STREAM_TYPES = {"leads": "lead", "chats": "non-lead"}
 
+# Property-based tests draw the same examples on every run (CI must be reproducible).
+# `HYPOTHESIS_PROFILE=wide scripts/test.sh tests/test_hostile.py` draws new random ones, ten
+# times as many, to look further.
+WIDE = os.environ.get("HYPOTHESIS_PROFILE") == "wide"
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("wide", derandomize=False)
+settings.load_profile("wide" if WIDE else "ci")
+
+
+def examples(count: int) -> int:
+    """How many examples a property-based test draws under the active profile."""
+    return count * 10 if WIDE else count
+
 
 @cache
 def _default_bots() -> list[Bot]:
@@ -48,6 +63,16 @@ def fresh_bots() -> list[Bot]:
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(bots=fresh_bots()) as server:
         yield server
+
+
+def tap_at(moment: datetime) -> type[TapBotPenguin]:
+    """The real tap, on a clock that says `moment` (to run it hours or days apart)."""
+
+    class TapAt(TapBotPenguin):
+        def now(self) -> datetime:
+            return moment
+
+    return TapAt
 
 
 def base_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:

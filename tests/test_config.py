@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"request_timeout": 0}, "config['request_timeout']"),
         ({"max_retries": 0}, "config['max_retries']"),
         ({"auth_method": "basic"}, "config['auth_method']"),
+        ({"scan_mode": "sometimes"}, "config['scan_mode']"),
+        ({"full_scan_every_hours": -1}, "config['full_scan_every_hours']"),
         ({"bots": [{"bot_id": WEBSITE_BOT, "bot_tokn": "typo"}]}, "config['bots'][0]"),
     ],
 )
@@ -86,6 +88,7 @@ def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) ->
         "TAP_BOTPENGUIN_API_URL": sandbox.url,
         "TAP_BOTPENGUIN_REQUEST_TIMEOUT": "7.5",
         "TAP_BOTPENGUIN_REQUESTS_PER_MINUTE": "90",
+        "TAP_BOTPENGUIN_SCAN_MODE": "full",
     }
 
     result = run_cli(None, tmp_path, args=["--config=ENV"], env=env)
@@ -93,6 +96,14 @@ def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) ->
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert sum(1 for m in records if m["type"] == "RECORD" and m["stream"] == "leads") == 180
+    assert f"leads bot {WEBSITE_BOT}: full scan (scan_mode=full)" in result.stderr
+    state = next(m["value"] for m in reversed(records) if m["type"] == "STATE")
+
+    env |= {"TAP_BOTPENGUIN_SCAN_MODE": "auto", "TAP_BOTPENGUIN_FULL_SCAN_EVERY_HOURS": "0.0"}
+    again = run_cli(None, tmp_path, state=state, args=["--config=ENV"], env=env)
+
+    assert again.exit_code == 0, again.stderr
+    assert f"leads bot {WEBSITE_BOT}: full scan (full_scan_every_hours=0)" in again.stderr
 
 
 def _settings_rows(markdown: str) -> list[str]:

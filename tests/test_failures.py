@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 
-from tap_botpenguin.client import retry_after_seconds
+from tap_botpenguin.retries import retry_after_seconds, retry_waits
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
 from .conftest import base_config, run_cli, run_in_process
@@ -107,19 +110,35 @@ def test_timeouts_exhaust_retries_with_a_clear_message(sandbox: Sandbox) -> None
     assert "gave up after 2 attempts" in message
 
 
-def test_429_waits_retry_after_seconds_then_retries_the_same_page(sandbox: Sandbox) -> None:
-    sandbox.inject(Fault("status", status=429, retry_after="2", **ONE_PAGE))
+def _retry_wait_logged(caplog: pytest.LogCaptureFixture) -> float:
+    waits = [
+        float(match.group(1))
+        for record in caplog.records
+        if (match := re.search(r"retrying in ([0-9.]+) s", record.getMessage()))
+    ]
+    assert len(waits) == 1, waits
+    return waits[0]
 
-    result = run_in_process(base_config(sandbox))
+
+def test_429_waits_retry_after_seconds_then_retries_the_same_page(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.inject(Fault("status", status=429, retry_after="3", **ONE_PAGE))
+
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(base_config(sandbox))
 
     _all_leads_emitted(sandbox, result)
     first, retry = _page_requests(sandbox)
-    assert first.status == 429
-    assert retry.status == 200
-    assert retry.at - first.at >= 2.0
+    assert (first.status, retry.status) == (429, 200)
+    # Exactly what the server asked for: not the 5 s default, not less.
+    assert _retry_wait_logged(caplog) == 3.0
+    assert 3.0 <= retry.at - first.at < 4.0
 
 
-def test_429_with_an_http_date_retry_after(sandbox: Sandbox) -> None:
+def test_429_with_an_http_date_retry_after(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     when = datetime.now(timezone.utc) + timedelta(seconds=3)
     sandbox.inject(
         Fault(
@@ -130,21 +149,56 @@ def test_429_with_an_http_date_retry_after(sandbox: Sandbox) -> None:
         )
     )
 
-    result = run_in_process(base_config(sandbox))
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(base_config(sandbox))
 
     _all_leads_emitted(sandbox, result)
     first, retry = _page_requests(sandbox)
-    assert retry.at - first.at >= 1.5
+    # The date has whole seconds: 2 to 3 s from now, and never the 5 s default.
+    assert 1.5 <= _retry_wait_logged(caplog) <= 3.0
+    assert 1.5 <= retry.at - first.at < 4.0
 
 
-def test_429_without_retry_after_waits_a_sane_default(sandbox: Sandbox) -> None:
+def test_429_without_retry_after_waits_a_sane_default(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     sandbox.inject(Fault("status", status=429, **ONE_PAGE))
 
-    result = run_in_process(base_config(sandbox))
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(base_config(sandbox))
 
     _all_leads_emitted(sandbox, result)
     first, retry = _page_requests(sandbox)
-    assert retry.at - first.at >= 5.0
+    assert _retry_wait_logged(caplog) == 5.0
+    assert 5.0 <= retry.at - first.at < 6.0
+
+
+class _Answer:
+    """What `retry_waits` looks at in a failed attempt: the response, if there was one."""
+
+    def __init__(self, status: int, retry_after: str | None = None) -> None:
+        self.response = requests.Response()
+        self.response.status_code = status
+        if retry_after is not None:
+            self.response.headers["Retry-After"] = retry_after
+        self.response._content = b"{}"
+
+
+def test_retry_waits_follow_retry_after_then_back_off_exponentially() -> None:
+    waits = retry_waits()
+    next(waits)
+    sequence = [
+        waits.send(failure)
+        for failure in [
+            _Answer(429, "3"),
+            _Answer(429),
+            _Answer(429),
+            _Answer(503),
+            None,  # a timeout or reset: no response
+            _Answer(500),
+        ]
+    ]
+    assert sequence == [3.0, 10.0, 20.0, 8.0, 16.0, 32.0]
 
 
 def test_retry_after_parsing() -> None:

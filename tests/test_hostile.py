@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tap_botpenguin.errors import BotPenguinError
 from tap_botpenguin.sandbox import Bot, Fault, Sandbox, make_inbox
 
-from .conftest import SyncResult, run_in_process
+from .conftest import SyncResult, examples, run_in_process
 
 BOT = "e" * 24
 CUSTOMER = "f" * 24
@@ -189,7 +189,7 @@ def sync_with(
     return run_in_process(config)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, PAGE_SIZE - 1), mutation), min_size=1, max_size=12))
 def test_generated_odd_records_load_or_fail_clearly(
     mutations: list[tuple[int, tuple[str, Any]]],
@@ -426,7 +426,7 @@ body_faults = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body_faults)
 def test_generated_broken_responses_fail_in_one_line_within_the_budget(fault: Fault) -> None:
     server = _sandbox(LEADS)

@@ -22,7 +22,7 @@ import pytest
 
 from tap_botpenguin.sandbox import Sandbox
 
-from .conftest import ALL_BOTS, STREAM_TYPES, base_config, fresh_bots
+from .conftest import ALL_BOTS, STREAM_TYPES, base_config, fresh_bots, run_in_process
 
 TRIALS = 12
 
@@ -36,10 +36,22 @@ class Trial:
     lost: int
 
 
+def _bookmarks(state: dict[str, Any] | None) -> dict[tuple[str, str], str]:
+    return {
+        (stream, partition["context"]["botId"]): partition["replication_key_value"]
+        for stream, bookmarks in ((state or {}).get("bookmarks") or {}).items()
+        for partition in bookmarks.get("partitions", [])
+        if "replication_key_value" in partition
+    }
+
+
 def _run_once(
     config: Path, state: dict[str, Any] | None, tmp: Path, kill_after: int | None, sig: int
 ) -> tuple[set[tuple[str, str, str]], dict[str, Any] | None, bool, bool]:
-    """One tap run: records it emitted, its last STATE, whether it was killed, finished."""
+    """One tap run: records it emitted, its last STATE, whether it was killed, finished.
+
+    A resumed run must start from the bookmarks it was given: its first STATE carries them.
+    """
     command = [sys.executable, "-m", "tap_botpenguin", "--config", str(config)]
     if state is not None:
         state_file = tmp / "state.json"
@@ -49,6 +61,7 @@ def _run_once(
     assert process.stdout is not None
     emitted: set[tuple[str, str, str]] = set()
     last_state = state
+    first_state: dict[str, Any] | None = None
     killed = False
     for count, line in enumerate(process.stdout, start=1):
         if not line.endswith(b"\n"):
@@ -59,6 +72,9 @@ def _run_once(
             emitted.add((message["stream"], record["botId"], record["_id"]))
         elif message["type"] == "STATE":
             last_state = message["value"]
+            if first_state is None and state is not None:
+                first_state = last_state
+                assert _bookmarks(first_state) == _bookmarks(state), "--state was not read"
         if kill_after is not None and count >= kill_after and not killed:
             process.send_signal(sig)
             killed = True
@@ -66,17 +82,24 @@ def _run_once(
     return emitted, last_state, killed, code == 0 and not killed
 
 
-def run_trial(seed: int, sandbox: Sandbox, tmp: Path) -> Trial:
+def run_trial(
+    seed: int,
+    sandbox: Sandbox,
+    tmp: Path,
+    state: dict[str, Any] | None = None,
+    expected: set[tuple[str, str, str]] | None = None,
+) -> Trial:
+    """Runs until one completes, killing up to three; `expected` defaults to every record."""
     rng = random.Random(seed)
     config = tmp / "config.json"
     config.write_text(json.dumps(base_config(sandbox, requests_per_minute=100_000)))
-    expected = {
-        (stream, bot, record_id)
-        for stream, kind in STREAM_TYPES.items()
-        for (bot, record_id) in sandbox.all_records(kind)
-    }
+    if expected is None:
+        expected = {
+            (stream, bot, record_id)
+            for stream, kind in STREAM_TYPES.items()
+            for (bot, record_id) in sandbox.all_records(kind)
+        }
     emitted: set[tuple[str, str, str]] = set()
-    state: dict[str, Any] | None = None
     runs = kills = 0
     while True:
         runs += 1
@@ -99,6 +122,29 @@ def test_no_record_is_lost_across_kills_and_resumes(seed: int, tmp_path: Path) -
 
     assert trial.lost == 0
     assert trial.runs >= 1
+
+
+@pytest.mark.parametrize("seed", range(TRIALS // 2))
+def test_no_change_is_lost_across_kills_of_runs_that_stop_early(seed: int, tmp_path: Path) -> None:
+    """The listings are verified newest first, so every run stops after the changed pages."""
+    rng = random.Random(seed)
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
+        complete = run_in_process(base_config(sandbox))
+        changed = {
+            (stream, bot_id, record_id)
+            for stream, kind in STREAM_TYPES.items()
+            for bot_id in ALL_BOTS
+            if sandbox.listing(bot_id, kind)
+            for record_id in sandbox.touch(bot_id, kind, rng.randint(1, 40))
+        }
+        before = len(sandbox.listing_requests())
+        trial = run_trial(seed, sandbox, tmp_path, state=complete.final_state, expected=changed)
+        reread = len(sandbox.listing_requests()) - before
+
+    assert trial.lost == 0
+    # However often it was killed, each run read only the top of each listing.
+    listings = len(ALL_BOTS) * len(STREAM_TYPES)
+    assert reread <= trial.runs * (listings + 4)
 
 
 def main() -> None:

@@ -15,17 +15,20 @@ from tap_botpenguin.sandbox import (
     WEBSITE_BOT,
     WHATSAPP_BOT,
     Bot,
-    Fault,
     Sandbox,
     make_inbox,
 )
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import ALL_BOTS, STREAM_TYPES, SyncResult, base_config, run_cli, run_in_process
-
-
-def _pages(sandbox: Sandbox, bot_id: str, kind: str) -> int:
-    return -(-len(sandbox.bot(bot_id).inbox(kind)) // sandbox.page_size)
+from .conftest import (
+    ALL_BOTS,
+    STREAM_TYPES,
+    SyncResult,
+    base_config,
+    fresh_bots,
+    run_cli,
+    run_in_process,
+)
 
 
 def _bookmark(result: SyncResult, stream: str, bot_id: str) -> str:
@@ -47,17 +50,26 @@ def test_every_record_of_every_bot_is_emitted_once(sandbox: Sandbox) -> None:
             assert {k: v for k, v in record.items() if k not in {"botId", "customerId"}} == original
 
 
+def _validator(schema: dict) -> jsonschema.Draft7Validator:
+    # `date-time` is checked only when rfc3339-validator is installed (a dev dependency).
+    return jsonschema.Draft7Validator(
+        schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
+
+
 def test_records_conform_to_the_emitted_schema(sandbox: Sandbox) -> None:
     result = run_in_process(base_config(sandbox))
 
     schemas = result.schemas()
     assert set(schemas) == {"leads", "chats"}
     for stream, records in result.records.items():
-        validator = jsonschema.Draft7Validator(
-            schemas[stream], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
-        )
+        validator = _validator(schemas[stream])
         for record in records:
             assert not list(validator.iter_errors(record)), record["_id"]
+        # The check has teeth: a timestamp that is not RFC 3339 fails it.
+        for bad in ("yesterday", "2026-13-01T00:00:00Z", "2026-06-01 10:00"):
+            errors = list(validator.iter_errors({**records[0], "updatedAt": bad}))
+            assert [e.validator for e in errors] == ["format"], bad
 
 
 def test_schema_keeps_unicode_nulls_and_nested_values(sandbox: Sandbox) -> None:
@@ -100,7 +112,7 @@ def test_each_page_is_requested_once_and_one_empty_page_ends_a_listing(sandbox: 
     for bot_id in ALL_BOTS:
         for kind in STREAM_TYPES.values():
             pages = sorted(p for (b, k, p) in seen if b == bot_id and k == kind)
-            assert pages == list(range(1, _pages(sandbox, bot_id, kind) + 2)), (bot_id, kind)
+            assert pages == list(range(1, sandbox.pages(bot_id, kind) + 2)), (bot_id, kind)
 
 
 def test_bearer_auth_sends_platform_token_headers(sandbox: Sandbox) -> None:
@@ -151,7 +163,13 @@ def test_state_is_partitioned_by_bot_and_holds_no_secret(sandbox: Sandbox) -> No
     assert SANDBOX_TOKEN not in str(result.states)
 
 
-def test_second_run_emits_only_what_changed(sandbox: Sandbox) -> None:
+def _requests_per_listing(sandbox: Sandbox, since: int = 0) -> Counter[tuple[str, str]]:
+    return Counter(
+        (r.params["botId"], r.params["type"]) for r in sandbox.listing_requests()[since:]
+    )
+
+
+def test_second_run_emits_only_what_changed_and_reads_only_the_top(sandbox: Sandbox) -> None:
     first = run_in_process(base_config(sandbox))
     first_requests = len(sandbox.listing_requests())
     touched = set(sandbox.touch(WEBSITE_BOT, "lead", 7))
@@ -166,35 +184,64 @@ def test_second_run_emits_only_what_changed(sandbox: Sandbox) -> None:
         assert changed <= emitted.keys()
         for extra in emitted.keys() - changed:
             assert emitted[extra]["updatedAt"] == _bookmark(first, stream, emitted[extra]["botId"])
-    # Still one full read of each listing: the API has no "updated since" filter.
-    expected_requests = sum(
-        _pages(sandbox, bot_id, kind) + 1 for bot_id in ALL_BOTS for kind in STREAM_TYPES.values()
-    )
-    assert len(sandbox.listing_requests()) - first_requests == expected_requests
+    # The first run found every listing newest first; the changes sit on page 1 of theirs,
+    # so the second run stops after page 1 everywhere: one request per listing.
+    assert _requests_per_listing(sandbox, first_requests) == {
+        (bot_id, kind): 1 for bot_id in ALL_BOTS for kind in STREAM_TYPES.values()
+    }
 
 
-def test_start_date_filters_on_updated_at(sandbox: Sandbox) -> None:
-    cutoff = "2026-05-25T00:00:00Z"
+def test_scan_mode_full_reads_every_listing_to_the_end_every_run(sandbox: Sandbox) -> None:
+    config = base_config(sandbox, scan_mode="full")
+    first = run_in_process(config)
+    first_requests = len(sandbox.listing_requests())
+    touched = set(sandbox.touch(WEBSITE_BOT, "lead", 7))
+
+    second = run_in_process(config, state=first.final_state)
+
+    assert second.error is None
+    assert touched <= {r["_id"] for r in second.records["leads"]}
+    assert _requests_per_listing(sandbox, first_requests) == {
+        (bot_id, kind): sandbox.pages(bot_id, kind) + 1
+        for bot_id in ALL_BOTS
+        for kind in STREAM_TYPES.values()
+    }
+
+
+def test_start_date_filters_on_updated_at_inclusively(sandbox: Sandbox) -> None:
+    # The cutoff is exactly one record's `updatedAt`: that record is "at or after" it.
+    at_cutoff = sandbox.listing(WEBSITE_BOT, "lead")[90]
+    cutoff = at_cutoff["updatedAt"]
+
     result = run_in_process(base_config(sandbox, start_date=cutoff))
 
-    cutoff_at = datetime(2026, 5, 25, tzinfo=timezone.utc)
+    assert result.error is None
     for stream, kind in STREAM_TYPES.items():
-        expected = {
-            key
-            for key, r in sandbox.all_records(kind).items()
-            if datetime.fromisoformat(r["updatedAt"].replace("Z", "+00:00")) >= cutoff_at
-        }
+        expected = {key for key, r in sandbox.all_records(kind).items() if r["updatedAt"] >= cutoff}
         emitted = {(r["botId"], r["_id"]) for r in result.records.get(stream, [])}
         assert emitted == expected
         assert 0 < len(expected) < len(sandbox.all_records(kind))
+    assert at_cutoff["_id"] in {r["_id"] for r in result.records["leads"]}
 
 
-def test_records_updated_during_a_run_are_picked_up_by_the_next(sandbox: Sandbox) -> None:
-    """The SDK's signpost: a bookmark never passes the sync's start time.
+def test_the_bookmark_is_inclusive(sandbox: Sandbox) -> None:
+    """A conversation updated in the very millisecond of the bookmark comes in the next run."""
+    first = run_in_process(base_config(sandbox))
+    bookmark = _bookmark(first, "leads", WEBSITE_BOT)
+    twin = sandbox.add(WEBSITE_BOT, "lead", 1, at=datetime.fromisoformat(bookmark))[0]
 
-    The API's sort order is undocumented. Here it does not move updated records: during the
-    run, a record on page 1 (already read) changes, then one on page 7 (not yet read). The
-    run sees only the second; the next run must still get the first.
+    second = run_in_process(base_config(sandbox), state=first.final_state)
+
+    assert second.error is None
+    assert twin in {r["_id"] for r in second.records["leads"]}
+
+
+def test_records_updated_during_a_run_are_picked_up_by_the_next() -> None:
+    """The signpost: a bookmark never passes the sync's start time.
+
+    Here the API lists by last message, so a status change leaves a record in place. During
+    the run, a record on page 1 (already read) changes, then one on page 7 (not yet read).
+    The run sees only the second; the next run must still get the first.
     """
     changed: dict[str, list[str]] = {}
     soon = datetime.now(timezone.utc) + timedelta(seconds=5)
@@ -202,32 +249,22 @@ def test_records_updated_during_a_run_are_picked_up_by_the_next(sandbox: Sandbox
     def change_records_while_page_3_is_read(server: Sandbox) -> None:
         params = server.requests[-1].params
         if (params["botId"], params["type"], params["page"]) == (WEBSITE_BOT, "lead", "3"):
-            changed["read"] = server.update_in_place(WEBSITE_BOT, "lead", [0], at=soon)
+            changed["read"] = server.update(WEBSITE_BOT, "lead", [0], message=False, at=soon)
             later = soon + timedelta(seconds=1)
-            changed["unread"] = server.update_in_place(WEBSITE_BOT, "lead", [150], at=later)
+            changed["unread"] = server.update(WEBSITE_BOT, "lead", [150], message=False, at=later)
 
-    sandbox.before_request = change_records_while_page_3_is_read
-    first = run_in_process(base_config(sandbox))
-    sandbox.before_request = None
-    first_updates = {r["_id"]: r["updatedAt"] for r in first.records["leads"]}
-    assert changed["unread"][0] in first_updates
-    latest = sandbox.all_records("lead")[(WEBSITE_BOT, changed["read"][0])]["updatedAt"]
-    assert first_updates[changed["read"][0]] != latest
+    with Sandbox(bots=fresh_bots(), order="last_message") as sandbox:
+        sandbox.before_request = change_records_while_page_3_is_read
+        first = run_in_process(base_config(sandbox))
+        sandbox.before_request = None
+        first_updates = {r["_id"]: r["updatedAt"] for r in first.records["leads"]}
+        assert changed["unread"][0] in first_updates
+        latest = sandbox.all_records("lead")[(WEBSITE_BOT, changed["read"][0])]["updatedAt"]
+        assert first_updates[changed["read"][0]] != latest
 
-    second = run_in_process(base_config(sandbox), state=first.final_state)
+        second = run_in_process(base_config(sandbox), state=first.final_state)
 
     assert changed["read"][0] in {r["_id"] for r in second.records["leads"]}
-
-
-def test_an_api_that_ignores_page_stops_the_run_instead_of_looping(sandbox: Sandbox) -> None:
-    sandbox.inject(Fault("ignore_page", times=None, bot_id=WEBSITE_BOT, type="lead"))
-
-    result = run_in_process(base_config(sandbox))
-
-    assert result.error is not None
-    assert "ignoring `page`" in str(result.error)
-    lead_requests = [r for r in sandbox.listing_requests() if r.params["type"] == "lead"]
-    assert [r.params["page"] for r in lead_requests] == ["1", "2"]
 
 
 def test_deselected_properties_are_left_out(sandbox: Sandbox) -> None:

@@ -85,3 +85,28 @@ def test_the_server_never_sees_more_than_the_limit_and_sends_no_429(
     assert times[-1] - times[0] >= 5 * WINDOW
     assert "waiting" in caplog.text
     assert "for the rate limit (requests_per_minute=3)" in caplog.text
+
+
+def test_the_sandbox_own_rate_window_answers_429_and_the_tap_waits_it_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another client on the token: the server's window (3 per 1.5 s) is tighter than the
+    tap's allowance, so the sandbox itself answers 429 with `Retry-After`."""
+    bots = [b for b in fresh_bots() if b.bot_id == WHATSAPP_BOT]
+    with Sandbox(bots=bots, rate_limit=3, rate_window=WINDOW) as server:
+        config = base_config(server, bots=[{"bot_id": WHATSAPP_BOT}], max_retries=8)
+        with caplog.at_level(logging.INFO):
+            result = run_in_process(config, tap_class=ShortWindowTap)
+
+        assert result.error is None, result.error
+        assert len(result.records["leads"]) == 55
+        received = server.listing_requests()
+    limited = [i for i, r in enumerate(received) if r.status == 429]
+    assert limited, "the sandbox's window was never reached"
+    for i in limited:
+        retry = next(r for r in received[i + 1 :] if r.params == received[i].params)
+        # The sandbox's Retry-After is whole seconds, at least 1.
+        assert retry.at - received[i].at >= 1.0
+    assert sum(1 for r in received if r.status == 200) == 4 + 3  # leads 3+1, chats 2+1
+    waits = [m for m in caplog.messages if "429 Too Many Requests" in m and "retrying in" in m]
+    assert len(waits) == len(limited)
