@@ -1,8 +1,9 @@
-"""Benchmarks: throughput vs a hand-written loop, rate-limit use, memory, requests per sync.
+"""Benchmarks: throughput vs a hand-written loop, rate-limit use, memory, requests per sync,
+and what an incremental run costs.
 
 Everything runs in one process tree against the sandbox on loopback. Usage:
 
-    .venv/bin/python benchmarks/run.py            # all four (about 4 minutes)
+    .venv/bin/python benchmarks/run.py            # all five (about 5 minutes)
     .venv/bin/python benchmarks/run.py --quick    # skip the 2.5-minute rate-limit run
 
 Prints figures and whether each target of the README's performance section is met.
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -153,11 +155,59 @@ def request_count(tmp: Path) -> None:
         exact = True
         for bot in server.bots:
             for kind in ("lead", "non-lead"):
-                pages = -(-len(bot.inbox(kind)) // server.page_size)
+                pages = server.pages(bot.bot_id, kind)
                 made = seen[(bot.bot_id, kind)]
                 exact &= made == pages + 1
                 print(f"   bot {bot.bot_id} {kind:<8}: {pages:>2} pages -> {made:>2} requests")
     print(f"   target pages + 1 each: {'MET' if exact else 'NOT MET'}")
+
+
+def last_state(stdout: bytes) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith(b'{"type":"STATE"')]
+    return json.loads(lines[-1])["value"]
+
+
+def incremental_cost(tmp: Path) -> None:
+    size, page_size = 100_000, 100
+    print(
+        f"\n5. Incremental runs: an ordered listing of {size:,} conversations, {page_size} "
+        "per page; 1% of them change between two runs"
+    )
+    with sandbox_with(size, page_size=page_size) as server:
+        config = tap_config(server.url, tmp)
+        first = subprocess.run(tap_command(config), capture_output=True, check=True)
+        first_requests = len(server.listing_requests())
+        state = tmp / "state.json"
+        state.write_text(json.dumps(last_state(first.stdout)))
+        changed = set(server.update(BOT, "lead", random.Random(1).sample(range(size), size // 100)))
+        listing = server.listing(BOT, "lead")
+        pages_with_changes = {
+            i // page_size + 1 for i, r in enumerate(listing) if r["_id"] in changed
+        }
+        second = subprocess.run(
+            [*tap_command(config), "--state", str(state)], capture_output=True, check=True
+        )
+        received = server.listing_requests()
+        second_leads = sum(1 for r in received[first_requests:] if r.params["type"] == "lead")
+        emitted = {
+            json.loads(line)["record"]["_id"]
+            for line in second.stdout.splitlines()
+            if line.startswith(b'{"type":"RECORD"')
+        }
+    first_leads = sum(1 for r in received[:first_requests] if r.params["type"] == "lead")
+    budget = len(pages_with_changes) + 2
+    print(f"   first run : {first_leads:,} requests (a full scan: {size // page_size:,} pages + 1)")
+    print(
+        f"   second run: {second_leads:,} requests ({len(pages_with_changes)} pages hold the "
+        f"{len(changed):,} changes; {len(changed & emitted):,} of them emitted)"
+    )
+    print(f"   ratio second/first: {second_leads / first_leads:.2%}")
+    met = second_leads <= budget and changed <= emitted
+    print(
+        f"   target <= pages with changes + 2 ({budget}), every change emitted: "
+        f"{'MET' if met else 'NOT MET'}"
+    )
+    print("   (each run also asks once for the bot's empty chats listing)")
 
 
 def main() -> None:
@@ -177,6 +227,7 @@ def main() -> None:
             rate_limit_use(Path(tmp), args.limit)
         memory(Path(tmp))
         request_count(Path(tmp))
+        incremental_cost(Path(tmp))
 
 
 if __name__ == "__main__":

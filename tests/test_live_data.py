@@ -1,71 +1,109 @@
-"""A live inbox: conversations arrive, move and close while the tap pages through it.
+"""A live inbox: conversations arrive, change, move and disappear between and during runs.
 
-Sync 1 runs during the churn, sync 2 afterwards with sync 1's final state. Every record that
-exists at the end must have been emitted with its latest `updatedAt` by one of them.
+For each listing order the sandbox offers (newest `updatedAt` first, newest message first,
+unrelated to time), a day of hourly runs (`full_scan_every_hours: 3`) reads an inbox that
+changes before every run and before every request of a run; then the next day's scheduled
+full scan runs on a quiet inbox. Every record that exists at the end must have been emitted
+with its latest `updatedAt` by one of the runs: whatever the order, the early stops, the
+deletions that shift records across page boundaries while a page is read.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
-from tap_botpenguin.sandbox import Sandbox
+from tap_botpenguin.sandbox import ORDERS, Sandbox
+from tap_botpenguin.sandbox.data import STATUSES
 
-from .conftest import ALL_BOTS, STREAM_TYPES, base_config, fresh_bots, run_in_process
+from .conftest import (
+    ALL_BOTS,
+    STREAM_TYPES,
+    SyncResult,
+    base_config,
+    fresh_bots,
+    run_in_process,
+    tap_at,
+)
 
-
-def churn(seed: int) -> Callable[[Sandbox], None]:
-    """Before each request: new chats at the top, updates (moving up, or in place, as an API
-    sorted by something else would), some chats closing. Each request is one second later."""
-    rng = random.Random(seed)
-    clock = [datetime.now(timezone.utc)]
-
-    def change(server: Sandbox) -> None:
-        clock[0] += timedelta(seconds=1)
-        at = clock[0]
-        for bot_id in ALL_BOTS:
-            for kind in STREAM_TYPES.values():
-                size = len(server.bot(bot_id).inbox(kind))
-                if rng.random() < 0.3:
-                    server.add(bot_id, kind, rng.randint(1, 3), seed=f"churn{seed}", at=at)
-                if size and rng.random() < 0.4:
-                    picked = rng.sample(range(size), min(size, rng.randint(1, 3)))
-                    server.move_to_top(bot_id, kind, picked, at=at)
-                if size and rng.random() < 0.3:
-                    server.update_in_place(bot_id, kind, [rng.randrange(size)], at=at)
-                if size and rng.random() < 0.2:
-                    server.move_to_top(bot_id, kind, [rng.randrange(size)], status="CLOSED", at=at)
-
-    return change
+RUNS = 8
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_nothing_is_lost_while_the_inbox_changes(
-    seed: int, caplog: pytest.LogCaptureFixture
+def churn(server: Sandbox, rng: random.Random, at: datetime, rate: float) -> None:
+    """Changes of every kind across every listing, each with probability ~`rate`."""
+    for bot_id in ALL_BOTS:
+        for kind in STREAM_TYPES.values():
+            if rng.random() < rate:
+                server.add(bot_id, kind, rng.randint(1, 3), seed=f"churn{rng.random()}", at=at)
+            size = len(server.listing(bot_id, kind))
+            if size and rng.random() < rate:  # new messages: in a time-ordered list, to the top
+                picked = rng.sample(range(size), min(size, rng.randint(1, 3)))
+                server.update(bot_id, kind, picked, at=at)
+            if size and rng.random() < rate:  # a status change only: the message list stays
+                status = rng.choice(STATUSES)
+                server.update(
+                    bot_id, kind, [rng.randrange(size)], message=False, status=status, at=at
+                )
+            if size > 1 and rng.random() < rate / 2:  # deleted: later records shift up
+                server.delete(bot_id, kind, [rng.randrange(size)])
+
+
+def _emitted(result: SyncResult) -> set[tuple[str, str, str, Any]]:
+    return {
+        (stream, r["botId"], r["_id"], r["updatedAt"])
+        for stream, records in result.records.items()
+        for r in records
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("order", ORDERS)
+def test_nothing_is_lost_across_a_day_of_runs_on_a_live_inbox(
+    order: str, seed: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Sandbox(bots=fresh_bots(), rate_limit=None) as server:
-        server.before_request = churn(seed)
-        with caplog.at_level(logging.INFO):
-            first = run_in_process(base_config(server))
-        server.before_request = None
-        second = run_in_process(base_config(server), state=first.final_state)
+    rng = random.Random(f"{order}:{seed}")
+    clock = datetime.now(timezone.utc)
+    emitted: set[tuple[str, str, str, Any]] = set()
+    state: dict[str, Any] | None = None
+    kinds: Counter[str] = Counter()
+    with Sandbox(bots=fresh_bots(), order=order, rate_limit=None) as server:
+        config = base_config(server, full_scan_every_hours=3)
+        for _ in range(RUNS):
+            churn(server, rng, clock - timedelta(minutes=30), rate=0.5)
+            tick = [clock]
 
-        assert first.error is None
-        assert second.error is None
-        for stream, kind in STREAM_TYPES.items():
-            emitted = {
-                (r["botId"], r["_id"], r["updatedAt"])
-                for result in (first, second)
-                for r in result.records.get(stream, [])
-            }
-            final = {
-                (bot, rid, r["updatedAt"]) for (bot, rid), r in server.all_records(kind).items()
-            }
-            missing = final - emitted
-            assert not missing, f"{len(missing)} {stream} lost: {sorted(missing)[:3]}"
-        # The churn shifted pages under the reader: the tap saw it and said so.
-        assert "appeared on two consecutive pages" in caplog.text
+            def during_the_run(live: Sandbox, tick: list[datetime] = tick) -> None:
+                tick[0] += timedelta(seconds=1)
+                churn(live, rng, tick[0], rate=0.15)
+
+            server.before_request = during_the_run
+            with caplog.at_level(logging.INFO):
+                result = run_in_process(config, state=state, tap_class=tap_at(clock))
+            server.before_request = None
+            assert result.error is None, result.error
+            emitted |= _emitted(result)
+            state = result.final_state
+            clock = tick[0] + timedelta(hours=1)
+
+        # The next day, a quiet inbox: the scheduled full scan.
+        last = run_in_process(config, state=state, tap_class=tap_at(clock + timedelta(hours=24)))
+        assert last.error is None
+        emitted |= _emitted(last)
+
+        final = {
+            (stream, bot_id, record_id, record["updatedAt"])
+            for stream, kind in STREAM_TYPES.items()
+            for (bot_id, record_id), record in server.all_records(kind).items()
+        }
+    missing = final - emitted
+    assert not missing, f"{len(missing)} lost: {sorted(missing)[:3]}"
+    for message in caplog.messages:
+        if message.startswith("done "):
+            kinds["early stop" if "stopped after" in message else "full or to the end"] += 1
+    if order == "updated":  # the only order that earns early stops while status changes go on
+        assert kinds["early stop"] > 0, kinds

@@ -26,7 +26,7 @@ from tap_botpenguin.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.env import sandbox_settings
 
-from .conftest import STREAM_TYPES, fresh_bots
+from .conftest import ALL_BOTS, STREAM_TYPES, fresh_bots
 
 pytestmark = pytest.mark.e2e
 
@@ -158,11 +158,17 @@ def test_postgres_load_rerun_and_incremental(
     meltano.run("run", "--full-refresh", "tap-botpenguin", "target-postgres")
     assert _pg_counts(pg, schema, "leads", "botId") == _expected_per_bot(sandbox, "lead")
 
-    # Between runs the inbox changes; the next run (state from Meltano) reads only that.
+    # Between runs the inbox changes; the next run (state from Meltano) reads only that:
+    # the state Meltano kept says every listing is newest first, so one page each.
     touched = set(sandbox.touch(WEBSITE_BOT, "lead", 5, status="CLOSED"))
     added = set(sandbox.add(WHATSAPP_BOT, "non-lead", 2))
     second_started = datetime.now(timezone.utc)
+    before = len(sandbox.listing_requests())
     meltano.run("run", "tap-botpenguin", "target-postgres")
+    requested = Counter(
+        (r.params["botId"], r.params["type"]) for r in sandbox.listing_requests()[before:]
+    )
+    assert requested == {(bot, kind): 1 for bot in ALL_BOTS for kind in STREAM_TYPES.values()}
 
     assert _pg_counts(pg, schema, "chats", "botId") == _expected_per_bot(sandbox, "non-lead")
     fresh_leads = {
@@ -315,7 +321,7 @@ def test_postgres_accepts_repaired_hostile_records(
     meltano.run("run", "tap-botpenguin", "target-postgres")
 
     assert _pg_counts(pg, schema, "leads", "botId") == _expected_per_bot(sandbox, "lead")
-    first_id, second_id = (r["_id"] for r in sandbox.bot(WEBSITE_BOT).leads[:2])
+    first_id, second_id = (r["_id"] for r in sandbox.listing(WEBSITE_BOT, "lead")[:2])
     row = pg.execute(
         f'select "status", "websiteVisits", "isOnline", "createdAt", "invalidFields" '
         f'from "{schema}"."leads" where "_id" = %s',
