@@ -9,30 +9,26 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlparse
 
 import requests
-from singer_sdk import RESTStream
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers._state import PROGRESS_MARKERS
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 
-from tap_botpenguin import schemas
-from tap_botpenguin.errors import BotPenguinError, redact
+from tap_botpenguin.errors import BotPenguinError
 from tap_botpenguin.listing import Listing, ListingPaginator
 from tap_botpenguin.logs import quiet_routine_lines
-from tap_botpenguin.naming import snake_case, snake_case_record, snake_case_schema
+from tap_botpenguin.naming import snake_case, snake_case_record
 from tap_botpenguin.progress import Progress
-from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader, page_of
-from tap_botpenguin.retries import retry_waits
+from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader
+from tap_botpenguin.retries import RetryingStream
 from tap_botpenguin.sanitize import (
     INVALID_FIELDS,
     RecordSanitizer,
@@ -41,6 +37,8 @@ from tap_botpenguin.sanitize import (
     utc_iso,
 )
 from tap_botpenguin.scan import ScanHistory, ScanRun, plan_scan
+from tap_botpenguin.schemas import CHAT_SCHEMA
+from tap_botpenguin.throttle import RateLimiter
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -48,8 +46,7 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
-    from backoff.types import Details
-    from singer_sdk.helpers.types import Auth, Context, RequestFunc
+    from singer_sdk.helpers.types import Auth, Context
 
     from tap_botpenguin.tap import BotSettings, TapBotPenguin
 
@@ -64,30 +61,6 @@ def _tap_version() -> str:
 USER_AGENT = f"tap-botpenguin/{_tap_version()}"
 
 
-class ChatSchema(StreamSchema[str]):
-    """The documented schema; with `snake_case_fields`, the same with snake_case names."""
-
-    def __init__(self) -> None:
-        super().__init__(SchemaDirectory(schemas), key="chat")
-        self._snake: dict[int, Any] = {}
-
-    def api_schema(self) -> dict[str, Any]:
-        """The schema with the API's own field names."""
-        return dict(self.schema_source.get_schema(self.key or "chat"))
-
-    @override
-    def get_stream_schema(self, stream: Any, stream_class: Any) -> Any:
-        schema = super().get_stream_schema(stream, stream_class)
-        if not stream.config.get("snake_case_fields"):
-            return schema
-        if id(schema) not in self._snake:  # the source caches `schema`: convert it once
-            self._snake[id(schema)] = snake_case_schema(schema)
-        return self._snake[id(schema)]
-
-
-CHAT_SCHEMA = ChatSchema()
-
-
 @dataclass
 class BotRead:
     """Everything about reading one bot's listing in this run."""
@@ -98,7 +71,7 @@ class BotRead:
     progress: Progress
 
 
-class BotPenguinStream(RESTStream[int]):
+class BotPenguinStream(RetryingStream):
     """One `type` of the chats listing, read page by page for each configured bot."""
 
     path = LISTING_PATH
@@ -127,11 +100,13 @@ class BotPenguinStream(RESTStream[int]):
             self.replication_key = snake_case(self.replication_key)
         self._requests_session = self._session_for(self.url_base)
         self._reader = ResponseReader(
-            self.logger, self._where, tap.secrets, str(self.config["auth_method"])
+            self.logger, self.where, tap.secrets, str(self.config["auth_method"])
         )
         self._sanitizer = RecordSanitizer(CHAT_SCHEMA.api_schema())
         self._decoded: tuple[requests.Response, Page] | None = None
         self._read: BotRead | None = None
+        #: Every listing of this run ended where it surely ends (see `_activate_version`).
+        self._complete = True
 
     @staticmethod
     def _session_for(url: str) -> requests.Session:
@@ -157,7 +132,8 @@ class BotPenguinStream(RESTStream[int]):
             raise RuntimeError(msg)
         return self._read
 
-    def _where(self) -> str:
+    @override
+    def where(self) -> str:
         return f"{self.name} (bot {self.read.bot.bot_id})"
 
     # --- request ---------------------------------------------------------------------
@@ -232,7 +208,7 @@ class BotPenguinStream(RESTStream[int]):
             self.logger.warning(
                 "%s page %d: %d record(s) did not match the documented types and were "
                 "repaired (values that could not be converted are kept in `%s`)",
-                self._where(),
+                self.where(),
                 page.number,
                 repaired,
                 INVALID_FIELDS,
@@ -246,79 +222,21 @@ class BotPenguinStream(RESTStream[int]):
             read.progress.page_read(len(records))
         return records
 
-    # --- retries and throttling ------------------------------------------------------
+    # --- what the retry and wait policy throttles and reports on (see `retries`) -------
     @override
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """Throttle every attempt, retry as the SDK does, and fail in one readable line."""
-        read = self.read
-
-        def throttled(
-            prepared: requests.PreparedRequest, context: Context | None
-        ) -> requests.Response:
-            with read.bot.limiter.slot(on_wait=self._waiting_for_rate_limit):
-                read.progress.requests += 1
-                return func(prepared, context)
-
-        retrying: Callable[..., requests.Response] = super().request_decorator(throttled)
-
-        def run(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
-            try:
-                return retrying(prepared, context)
-            except BotPenguinError:
-                raise
-            except (RetriableAPIError, requests.RequestException, ConnectionError) as exc:
-                raise BotPenguinError(self._gave_up(exc, prepared)) from exc
-
-        return run
-
-    def _gave_up(self, exc: BaseException, prepared: requests.PreparedRequest) -> str:
-        tries = self.backoff_max_tries()
-        if isinstance(exc, RetriableAPIError):
-            reason = str(exc)
-        else:
-            reason = (
-                f"GET {urlparse(prepared.url or '').path!s} page {page_of(prepared.url)} for "
-                f"{self._where()} failed: {type(exc).__name__}"
-            )
-            if isinstance(exc, requests.Timeout):
-                reason += f" (no answer within request_timeout={self.timeout:g} s)"
-        return redact(
-            f"{reason}; gave up after {tries} attempts (max_retries={tries}).", self._tap.secrets
-        )
-
-    def _waiting_for_rate_limit(self, seconds: float) -> None:
-        limit = self.read.bot.limiter.limit
-        self.read.progress.waiting(seconds, f"the rate limit (requests_per_minute={limit})")
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.read.bot.limiter
 
     @override
-    def backoff_max_tries(self) -> int:
-        return int(self.config["max_retries"])
+    @property
+    def progress(self) -> Progress:
+        return self.read.progress
 
     @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return retry_waits()
-
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        return value  # exact waits: see `retries`
-
-    @override
-    def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        response = getattr(exc, "response", None)
-        if response is not None:
-            what = self.response_error_message(response)
-        else:
-            what = f"{self._where()}: {type(exc).__name__}"
-        wait = float(details.get("wait", 0.0))
-        self.read.progress.waited += wait
-        self.logger.warning(
-            "%s; retrying in %.1f s (attempt %d of %d)",
-            redact(what, self._tap.secrets),
-            wait,
-            details.get("tries", 0),
-            self.backoff_max_tries(),
-        )
+    @property
+    def secrets(self) -> Sequence[str]:
+        return self._tap.secrets
 
     # --- records ---------------------------------------------------------------------
     @override
@@ -343,6 +261,10 @@ class BotPenguinStream(RESTStream[int]):
         started_at = self._tap.started_at
         self.state_manager.write_replication_key_signpost(started_at, context=context)
         history = ScanHistory.load(partition)
+        full_table = self.replication_method == REPLICATION_FULL_TABLE
+        if full_table and self._mirrors and self._stream_version is None:
+            # The run's start (ms): one version for all bots; each run's rows replace the last's.
+            self._stream_version = int(self._tap.started.timestamp() * 1000)
         plan = plan_scan(
             history,
             mode=str(self.config["scan_mode"]),
@@ -350,6 +272,7 @@ class BotPenguinStream(RESTStream[int]):
             bookmark=self._bookmark(partition),
             start_date=self._tap.start_date,
             now=self._tap.now(),
+            full_table=full_table,
         )
         where = f"{self.name} (bot {bot.bot_id})"
         progress = Progress(self.logger, self.name, bot.bot_id, bot.limiter)
@@ -374,6 +297,34 @@ class BotPenguinStream(RESTStream[int]):
             ).save(partition)
         progress.overlaps = listing.overlaps
         progress.finish(self.read.scan.outcome(history, listing.pages))
+        self._complete = self._complete and not listing.maybe_truncated
+        if self._stream_version is not None and context == self.partitions[-1]:
+            self._activate_version()
+
+    # --- mirroring (full-table replication with ACTIVATE_VERSION) ---------------------
+    @property
+    def _mirrors(self) -> bool:
+        return bool(self.config.get("emit_activate_version_messages"))
+
+    @override
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        # The SDK sends ACTIVATE_VERSION before the records. target-postgres then marks
+        # (or hard-deletes) every row at once, and a run that fails half-way leaves the
+        # table emptied. `get_records` sends it after the last bot's records instead.
+        return False
+
+    def _activate_version(self) -> None:
+        """Tell the target this run's rows are the whole table: the others were deleted."""
+        if not self._complete:
+            self.logger.warning(
+                "%s: not activating this run's table version: a listing may have ended "
+                "early (see the warnings above), so rows it did not send are kept",
+                self.name,
+            )
+            return
+        assert self._stream_version is not None
+        self._write_activate_version_message(self._stream_version)
 
     @staticmethod
     def _keep_bookmark(partition: dict[str, Any]) -> None:
@@ -420,7 +371,7 @@ class BotPenguinStream(RESTStream[int]):
         record_id = row.get("_id")  # the sanitizer already turned numeric ids into strings
         if not isinstance(record_id, str) or not record_id:
             msg = (
-                f"{self._where()}: a record has no usable `_id` ({record_id!r}), so it cannot be "
+                f"{self.where()}: a record has no usable `_id` ({record_id!r}), so it cannot be "
                 "loaded or deduplicated; stopping rather than dropping it."
             )
             raise BotPenguinError(msg)

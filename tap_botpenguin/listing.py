@@ -99,6 +99,8 @@ class Listing:
         self.ended = False
         #: The listing was taken as one page without proof: keep its bookmark.
         self.unconfirmed = False
+        #: The listing ended where it may have been cut short (a warning said so).
+        self.maybe_truncated = False
         #: Records seen on two consecutive pages: the list shifted down while it was read.
         self.overlaps = 0
         self._previous_ids: list[Any] = []
@@ -138,6 +140,7 @@ class Listing:
         records = len(self._previous_ids)
         if number > 2:  # page 2 differed from page 1, so the API honours `page`
             if self.page_sizes.is_full(records):
+                self.maybe_truncated = True
                 self.logger.warning(
                     "%s: page %d repeats page %d, a full page (%d records): taken as the end "
                     "of the listing (the API repeats its last page); if it holds more than %d "
@@ -151,7 +154,7 @@ class Listing:
             return
         size = self.page_sizes.size
         if size is None:
-            self.unconfirmed = True
+            self.unconfirmed = self.maybe_truncated = True
             self.page_sizes.defer(self.where, records)
             self.logger.warning(
                 "%s: page 2 repeats page 1 (%d records) and no page size is known yet: taken "
@@ -168,6 +171,7 @@ class Listing:
         self.ended = True
         records = len(self._previous_ids)
         if self.page_sizes.is_full(records):
+            self.maybe_truncated = True
             self.logger.warning(
                 "%s: page %d answered %s after a full page %d (%d records): taken as the end "
                 "of the listing; if it holds more than %d conversations, the API refuses to "

@@ -48,6 +48,10 @@ def _age(since: str, now: datetime) -> float:
     return float("inf") if then is None else (now - then).total_seconds() / 3600
 
 
+def _pages(count: int) -> str:
+    return f"{count:,} page" + ("" if count == 1 else "s")
+
+
 def _hours(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:,.0f} h"
 
@@ -119,11 +123,14 @@ def plan_scan(
     bookmark: str | None,
     start_date: str | None,
     now: datetime,
+    full_table: bool = False,
 ) -> ScanPlan:
     """Decide the kind of read from the bot's history and the settings."""
     age = _age(history.last_full_scan_at, now) if history.last_full_scan_at else None
     why = None
-    if mode == "full":
+    if full_table:
+        why = "full-table replication"
+    elif mode == "full":
         why = "scan_mode=full"
     elif every_hours == 0:
         why = "full_scan_every_hours=0"
@@ -213,10 +220,11 @@ class ScanRun:
     def outcome(self, history: ScanHistory, pages: int) -> str:
         """What kind of read it turned out to be, for the closing line."""
         if self.plan.full:
-            return f"{self.plan.describe()}: {pages:,} pages"
+            return f"{self.plan.describe()}: {_pages(pages)}"
         if self.stopped_at is not None:
             about = f" of about {history.pages:,}" if history.pages else ""
-            return f"stopped after {self.stopped_at:,}{about} pages ({self.plan.why})"
+            pages_word = "page" if self.stopped_at == 1 and not about else "pages"
+            return f"stopped after {self.stopped_at:,}{about} {pages_word} ({self.plan.why})"
         if self.broken_at is not None:
-            return f"order broken at page {self.broken_at}: read to the end, {pages:,} pages"
-        return f"read to the end before passing the bookmark: {pages:,} pages"
+            return f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}"
+        return f"read to the end before passing the bookmark: {_pages(pages)}"

@@ -21,6 +21,7 @@ from singer_sdk.authenticators import (
 )
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
@@ -123,6 +124,9 @@ class TapBotPenguin(Tap):
                     additional_properties=False,
                 )
             ),
+            # Secret as a whole: its entries may carry tokens, and Meltano redacts only
+            # settings marked sensitive (`meltano config list/print`).
+            secret=True,
             title="Bots",
             description=(
                 "Several bots in one run: `[{bot_id, bot_token?, customer_id?}]`. Entries "
@@ -201,6 +205,8 @@ class TapBotPenguin(Tap):
             ),
         ),
     ).to_dict()
+    # The SDK's own setting; with full-table replication it makes a mirror (see README).
+    config_jsonschema["properties"].update(EMIT_ACTIVATE_VERSION_CONFIG["properties"])
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -212,9 +218,14 @@ class TapBotPenguin(Tap):
         return datetime.now(timezone.utc)
 
     @cached_property
-    def started_at(self) -> str:
+    def started(self) -> datetime:
         """When this run started: the cap of every bookmark and the start of its scans."""
-        return utc_iso(self.now())
+        return self.now()
+
+    @cached_property
+    def started_at(self) -> str:
+        """`started` in the records' timestamp format (they compare as strings)."""
+        return utc_iso(self.started)
 
     @cached_property
     def start_date(self) -> str | None:

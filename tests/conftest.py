@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -17,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import settings
 
@@ -30,8 +32,19 @@ from tap_botpenguin.sandbox import (
     Sandbox,
     default_bots,
 )
+from tap_botpenguin.sandbox.env import sandbox_settings
 from tap_botpenguin.tap import TapBotPenguin
 
+ROOT = Path(__file__).resolve().parents[1]
+MELTANO = Path(sys.executable).parent / "meltano"
+#: The end-to-end tests' PostgreSQL (scripts/postgres.sh starts it and exports the port).
+PG = {
+    "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("TEST_PG_PORT", "5432")),
+    "user": "tap_botpenguin",
+    "password": "tap_botpenguin",
+    "dbname": "tap_botpenguin",
+}
 ALL_BOTS = [WEBSITE_BOT, WHATSAPP_BOT, QUIET_BOT]
 STREAM_TYPES = {"leads": "lead", "chats": "non-lead"}
 
@@ -176,3 +189,63 @@ def run_cli(
     )
     messages = _parse(done.stdout) if not args else []
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
+
+
+class Meltano:
+    """Runs `meltano` as users do, in a project (the repository's by default), reading the
+    sandbox, with its own system database (so its own state)."""
+
+    def __init__(self, tmp_path: Path, sandbox: Sandbox, cwd: Path = ROOT, **env: str) -> None:
+        self.cwd = cwd
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TAP_BOTPENGUIN_", "TARGET_", "MELTANO_", "DBT_"))
+        }
+        self.env.update(sandbox_settings(sandbox.url))
+        self.env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
+        self.env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        self.env.update(env)
+
+    def run(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(MELTANO), *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert (done.returncode == 0) == expect_success, done.stderr[-4000:]
+        return done
+
+
+def postgres_env(schema: str) -> dict[str, str]:
+    """target-postgres settings for the test database, loading into `schema`."""
+    return {
+        "TARGET_POSTGRES_HOST": str(PG["host"]),
+        "TARGET_POSTGRES_PORT": str(PG["port"]),
+        "TARGET_POSTGRES_USER": str(PG["user"]),
+        "TARGET_POSTGRES_PASSWORD": str(PG["password"]),
+        "TARGET_POSTGRES_DATABASE": str(PG["dbname"]),
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+    }
+
+
+@pytest.fixture
+def pg() -> Iterator[psycopg.Connection]:
+    try:
+        connection = psycopg.connect(**PG, autocommit=True)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable ({exc}); run scripts/postgres.sh first")
+    with connection:
+        yield connection
+
+
+@pytest.fixture
+def schema(pg: psycopg.Connection) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    yield name
+    pg.execute(f'drop schema if exists "{name}" cascade')

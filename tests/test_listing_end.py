@@ -22,6 +22,7 @@ from tap_botpenguin.sandbox import (
     Sandbox,
     make_inbox,
 )
+from tap_botpenguin.tap import TapBotPenguin
 
 from .conftest import (
     ALL_BOTS,
@@ -223,3 +224,35 @@ def test_a_listing_of_exactly_one_full_page_on_a_clamping_api_is_taken_for_ignor
         result = run_in_process(base_config(sandbox))
 
     assert f"chats (bot {WHATSAPP_BOT}): page 2 repeats page 1 exactly" in str(result.error)
+
+
+def _full_table_catalog(config: dict[str, object]) -> dict[str, object]:
+    catalog = TapBotPenguin(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        entry["replication_method"] = "FULL_TABLE"
+    return catalog
+
+
+@pytest.mark.parametrize(("leads", "activated"), [(40, True), (50, False)])
+def test_a_mirror_activates_its_version_only_after_listings_that_surely_ended(
+    leads: int, activated: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """50 leads end exactly after a full page 2, then a 404: maybe more exist, so the rows
+    this run did not send must not be dropped."""
+    with _one_bot_sandbox(leads, past_end="404") as sandbox:
+        config = {**_one_bot_config(sandbox), "emit_activate_version_messages": True}
+        with caplog.at_level(logging.INFO):
+            result = run_in_process(config, catalog=_full_table_catalog(config))
+
+    assert result.error is None
+    kinds = [m["type"] for m in result.messages if m.get("stream") == "leads"]
+    assert kinds.count("RECORD") == leads
+    if activated:
+        # After every record of the stream, never before one.
+        assert kinds[-1] == "ACTIVATE_VERSION"
+        assert kinds.count("ACTIVATE_VERSION") == 1
+        versions = {m["version"] for m in result.messages if m["type"] == "ACTIVATE_VERSION"}
+        assert {m["version"] for m in result.messages if m["type"] == "RECORD"} == versions
+    else:
+        assert "ACTIVATE_VERSION" not in kinds
+        assert any("not activating this run's table version" in w for w in _warnings(caplog))

@@ -7,10 +7,6 @@ from this process; Meltano and its plugins run as subprocesses, exactly as users
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,25 +16,13 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
-import yaml
 
 from tap_botpenguin.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
-from tap_botpenguin.sandbox.env import sandbox_settings
 
-from .conftest import ALL_BOTS, STREAM_TYPES, fresh_bots
+from .conftest import ALL_BOTS, ROOT, STREAM_TYPES, Meltano, fresh_bots, postgres_env
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[1]
-MELTANO = Path(sys.executable).parent / "meltano"
-PG = {
-    "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("TEST_PG_PORT", "5432")),
-    "user": "tap_botpenguin",
-    "password": "tap_botpenguin",
-    "dbname": "tap_botpenguin",
-}
 
 
 @pytest.fixture
@@ -48,62 +32,8 @@ def sandbox() -> Iterator[Sandbox]:
         yield server
 
 
-@pytest.fixture
-def pg() -> Iterator[psycopg.Connection]:
-    try:
-        connection = psycopg.connect(**PG, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable ({exc}); run scripts/postgres.sh first")
-    with connection:
-        yield connection
-
-
-class Meltano:
-    """Runs `meltano` in the repository's project with an isolated state database."""
-
-    def __init__(self, tmp_path: Path, sandbox: Sandbox, **env: str) -> None:
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TAP_BOTPENGUIN_", "TARGET_", "MELTANO_"))
-        }
-        self.env.update(sandbox_settings(sandbox.url))
-        self.env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
-        self.env.update(env)
-
-    def run(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(MELTANO), *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert (done.returncode == 0) == expect_success, done.stderr[-4000:]
-        return done
-
-
 def _postgres_meltano(tmp_path: Path, sandbox: Sandbox, schema: str, **env: str) -> Meltano:
-    return Meltano(
-        tmp_path,
-        sandbox,
-        TARGET_POSTGRES_HOST=PG["host"],
-        TARGET_POSTGRES_PORT=str(PG["port"]),
-        TARGET_POSTGRES_USER=PG["user"],
-        TARGET_POSTGRES_PASSWORD=PG["password"],
-        TARGET_POSTGRES_DATABASE=PG["dbname"],
-        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
-        **env,
-    )
-
-
-@pytest.fixture
-def schema(pg: psycopg.Connection) -> Iterator[str]:
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    yield name
-    pg.execute(f'drop schema if exists "{name}" cascade')
+    return Meltano(tmp_path, sandbox, **postgres_env(schema), **env)
 
 
 def _expected_per_bot(sandbox: Sandbox, kind: str) -> Counter[str]:
@@ -260,40 +190,6 @@ def test_jsonl(sandbox: Sandbox, tmp_path: Path) -> None:
         assert {r["_id"] for r in records} == {i for _, i in sandbox.all_records(kind)}
 
 
-def _meltano_kind(prop: dict[str, Any]) -> str:
-    if prop.get("enum"):
-        return "options"
-    if prop.get("format") == "date-time":
-        return "date_iso8601"
-    json_type = next(t for t in prop["type"] if t != "null")
-    return {"number": "decimal"}.get(json_type, json_type)
-
-
-def test_meltano_yml_settings_match_the_tap() -> None:
-    about = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_botpenguin", "--about", "--format=json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
-    extractor = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-botpenguin")
-    declared = {s["name"]: s for s in extractor["settings"]}
-    properties = about["settings"]["properties"]
-
-    assert list(declared) == list(properties)
-    for name, prop in properties.items():
-        assert declared[name]["kind"] == _meltano_kind(prop), name
-        assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), name
-        assert declared[name].get("description"), name
-        assert declared[name].get("value") == prop.get("default"), name
-    assert set(extractor["capabilities"]) == set(about["capabilities"])
-    assert project["send_anonymous_usage_stats"] is False
-    assert {e["name"] for e in project["environments"]} >= {"dev", "prod"}
-
-
 def test_postgres_accepts_repaired_hostile_records(
     sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path
 ) -> None:
@@ -360,3 +256,49 @@ def test_meltano_runs_leave_no_token_in_any_file(tmp_path: Path) -> None:
     written = [p for p in [*(ROOT / ".meltano").rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
     leaking = [p for p in written if canary.encode() in p.read_bytes()]
     assert leaking == []
+
+
+def _deleted_flags(pg: psycopg.Connection, schema: str, stream: str) -> dict[str, Any]:
+    rows = pg.execute(f'select "_id", "_sdc_deleted_at" from "{schema}"."{stream}"').fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("hard_delete", [False, True], ids=["soft delete", "hard delete"])
+def test_the_mirror_drops_conversations_deleted_in_botpenguin(
+    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path, hard_delete: bool
+) -> None:
+    meltano = _postgres_meltano(
+        tmp_path,
+        sandbox,
+        schema,
+        TARGET_POSTGRES_HARD_DELETE=str(hard_delete).lower(),
+        TAP_BOTPENGUIN_MAX_RETRIES="1",
+    )
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+    for stream, kind in STREAM_TYPES.items():
+        assert _pg_counts(pg, schema, stream, "botId") == _expected_per_bot(sandbox, kind)
+    # Two bots lose a conversation each, in both streams.
+    deleted = {
+        stream: {bot: sandbox.delete(bot, kind, [3])[0] for bot in (WEBSITE_BOT, WHATSAPP_BOT)}
+        for stream, kind in STREAM_TYPES.items()
+    }
+
+    # A mirror run that fails half-way deletes nothing.
+    sandbox.inject(Fault("status", status=503, times=None, bot_id=WHATSAPP_BOT, type="lead"))
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres", expect_success=False)
+    assert all(at is None for at in _deleted_flags(pg, schema, "leads").values())
+    sandbox.faults.clear()
+
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+
+    for stream, kind in STREAM_TYPES.items():
+        flags = _deleted_flags(pg, schema, stream)
+        gone = set(deleted[stream].values())
+        remaining = {record_id for _, record_id in sandbox.all_records(kind)}
+        if hard_delete:
+            assert set(flags) == remaining, stream
+        else:
+            assert {i for i, at in flags.items() if at is not None} == gone, stream
+            assert set(flags) == remaining | gone, stream
+        # Every other row of every bot is intact.
+        assert all(flags[record_id] is None for record_id in remaining), stream
