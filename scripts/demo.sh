@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The main job: `meltano run tap-botpenguin target-duckdb`, then show what landed.
+# The main job: `meltano run tap-botpenguin target-duckdb dbt-duckdb:build`, then a summary of
+# what this run loaded and of the analytics tables (the dbt marts).
 # With BotPenguin credentials (TAP_BOTPENGUIN_* in the environment or .env) it reads the real
 # API into output/warehouse.duckdb; without them it starts the local sandbox and reads that
 # into output/sandbox.duckdb, with its own state. Run it again: the second run is incremental.
+# DEMO_OUTPUT_DIR moves output/ elsewhere (the tests use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-mkdir -p output
+out=${DEMO_OUTPUT_DIR:-output}
+mkdir -p "$out"
 
 has_credentials() {
   [ -n "${TAP_BOTPENGUIN_BOT_TOKEN:-}" ] || [ -n "${TAP_BOTPENGUIN_BOTS:-}" ] ||
@@ -15,10 +18,10 @@ has_credentials() {
 
 run_args=()
 if has_credentials; then
-  warehouse=output/warehouse.duckdb
+  warehouse=$out/warehouse.duckdb
   echo "Extracting from the BotPenguin API into $warehouse" >&2
 else
-  warehouse=output/sandbox.duckdb
+  warehouse=$out/sandbox.duckdb
   url_file=$(mktemp)
   .venv/bin/python -m tap_botpenguin.sandbox --port 0 --url-file "$url_file" >/dev/null &
   sandbox_pid=$!
@@ -26,10 +29,12 @@ else
   for _ in $(seq 100); do [ -s "$url_file" ] && break; sleep 0.1; done
   [ -s "$url_file" ] || { echo "The sandbox did not start" >&2; exit 1; }
   eval "$(.venv/bin/python -m tap_botpenguin.sandbox.env "$(cat "$url_file")")"
-  export TARGET_DUCKDB_FILEPATH="$PWD/$warehouse"
   run_args+=(--state-id-suffix sandbox)
   echo "No BotPenguin credentials found: extracting from the local sandbox ($(cat "$url_file")) into $warehouse" >&2
 fi
+warehouse=$(cd "$(dirname "$warehouse")" && pwd)/$(basename "$warehouse")
+export TARGET_DUCKDB_FILEPATH=$warehouse DBT_DUCKDB_PATH=$warehouse
 
-.venv/bin/meltano run "${run_args[@]}" tap-botpenguin target-duckdb
-.venv/bin/python scripts/show_warehouse.py "$warehouse"
+log=$out/last-run.log
+.venv/bin/meltano run "${run_args[@]}" tap-botpenguin target-duckdb dbt-duckdb:build 2>&1 | tee "$log" >&2
+.venv/bin/python scripts/show_warehouse.py "$warehouse" "$log"

@@ -4,7 +4,8 @@ Run with target-snowflake's Python (it imports the target), given the tap's cata
 names and with `snake_case_fields: true`; prints the README's table rows:
 
     .venv/bin/tap-botpenguin --discover > api.json
-    TAP_BOTPENGUIN_SNAKE_CASE_FIELDS=true .venv/bin/tap-botpenguin --config=ENV --discover > snake.json
+    export TAP_BOTPENGUIN_SNAKE_CASE_FIELDS=true
+    .venv/bin/tap-botpenguin --config=ENV --discover > snake.json
     .meltano/loaders/target-snowflake/venv/bin/python scripts/snowflake_types.py api.json snake.json
 
 No connection is made: column names come from the target's identifier rules applied with the

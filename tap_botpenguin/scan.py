@@ -222,9 +222,10 @@ class ScanRun:
         if self.plan.full:
             return f"{self.plan.describe()}: {_pages(pages)}"
         if self.stopped_at is not None:
-            about = f" of about {history.pages:,}" if history.pages else ""
-            pages_word = "page" if self.stopped_at == 1 and not about else "pages"
-            return f"stopped after {self.stopped_at:,}{about} {pages_word} ({self.plan.why})"
+            read = _pages(self.stopped_at)
+            if history.pages:
+                read = f"{self.stopped_at:,} of about {_pages(history.pages)}"
+            return f"stopped after {read} ({self.plan.why})"
         if self.broken_at is not None:
             return f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}"
         return f"read to the end before passing the bookmark: {_pages(pages)}"

@@ -168,3 +168,15 @@ class Inboxes:
             inbox[:] = [record for record in inbox if id(record) not in gone]
             self._changed()
             return removed
+
+    def move(
+        self, bot_id: str, from_kind: str, to_kind: str, position: int, at: datetime | None = None
+    ) -> str:
+        """A conversation changes `type` (a chat becomes a lead), updated now; returns its id."""
+        with self._lock:
+            record = self.listing(bot_id, from_kind)[position]
+            self.bot(bot_id).inbox(from_kind).remove(record)
+            record["updatedAt"] = iso(at or datetime.now(timezone.utc))
+            self.bot(bot_id).inbox(to_kind).insert(0, record)
+            self._changed()
+            return str(record["_id"])

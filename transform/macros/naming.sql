@@ -1,0 +1,63 @@
+{#
+  The tap's tables name columns one of two ways: as the API does (`updatedAt`; target-postgres
+  keeps the case, target-duckdb folds it to `updatedat`, Snowflake to `UPDATEDAT`), or in
+  snake_case with the tap's `snake_case_fields: true` (`updated_at`, and nested keys too:
+  `profile.user_details`). The models find out from the table itself.
+#}
+
+{% macro botpenguin_naming(relation) %}
+  {#- 'api' or 'snake', from the columns of `relation`; a clear error for anything else. -#}
+  {%- if not execute -%}
+    {{ return('api') }}
+  {%- endif -%}
+  {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+  {%- if 'updated_at' in names -%}
+    {{ return('snake') }}
+  {%- elif 'updatedat' in names -%}
+    {{ return('api') }}
+  {%- elif names | length == 0 -%}
+    {{ exceptions.raise_compiler_error(
+        "botpenguin: " ~ relation ~ " does not exist or has no columns. Load it first "
+        ~ "(meltano run tap-botpenguin <target>); if the target loads into another schema than "
+        ~ "`botpenguin`, give it to the dbt utility: meltano config set dbt-<adapter> "
+        ~ "source_schema <schema> (DBT_BOTPENGUIN_SOURCE_SCHEMA when dbt runs alone).") }}
+  {%- else -%}
+    {{ exceptions.raise_compiler_error(
+        "botpenguin: " ~ relation ~ " has neither an `updatedAt` nor an `updated_at` column, "
+        ~ "so it is not a tap-botpenguin table (columns: " ~ names | join(', ') ~ ").") }}
+  {%- endif -%}
+{% endmacro %}
+
+
+{% macro botpenguin_key(name, naming) %}
+  {#- A field or nested key as the tap wrote it: `userDetails` or `user_details`. -#}
+  {%- if naming == 'api' or name == '_id' -%}
+    {{ return(name) }}
+  {%- endif -%}
+  {%- set stripped = name.lstrip('_') or name -%}
+  {{ return(modules.re.sub('(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', stripped).lower()) }}
+{% endmacro %}
+
+
+{% macro botpenguin_column(name, naming) %}
+  {{ return(adapter.dispatch('botpenguin_column', 'botpenguin')(botpenguin_key(name, naming))) }}
+{% endmacro %}
+
+{% macro default__botpenguin_column(key) %}
+  {#- PostgreSQL keeps `"updatedAt"` case-sensitive; DuckDB matches quoted names either way. -#}
+  {{ return(adapter.quote(key)) }}
+{% endmacro %}
+
+{% macro snowflake__botpenguin_column(key) %}
+  {#- target-snowflake stores every name in upper case: unquoted names resolve to it. -#}
+  {{ return(key) }}
+{% endmacro %}
+
+
+{% macro botpenguin_deleted_at(relation) %}
+  {#- `_sdc_deleted_at` where the target writes it (target-postgres, a mirror), else null. -#}
+  {%- if execute and '_sdc_deleted_at' in (adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) -%}
+    {{ return('_sdc_deleted_at') }}
+  {%- endif -%}
+  {{ return('null') }}
+{% endmacro %}

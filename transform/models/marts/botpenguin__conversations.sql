@@ -1,0 +1,22 @@
+select
+    conversation_id,
+    conversation_type,
+    bot_id,
+    customer_id,
+    status,
+    is_online,
+    website_visits,
+    agent_id,
+    contact_name,
+    contact_email,
+    contact_phone,
+    city,
+    country,
+    gender,
+    last_message_at,
+    last_message_by,
+    last_message_text,
+    last_seen_at,
+    created_at,
+    updated_at
+from {{ ref('int_botpenguin__conversations') }}

@@ -1,0 +1,1 @@
+{{ botpenguin_stage('chats', 'chat') }}

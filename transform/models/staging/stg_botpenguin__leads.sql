@@ -1,0 +1,1 @@
+{{ botpenguin_stage('leads', 'lead') }}
