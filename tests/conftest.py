@@ -205,6 +205,10 @@ class Meltano:
         self.env.update(sandbox_settings(sandbox.url))
         self.env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
         self.env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        # dbt's compiled files and logs per test, so that tests may run side by side.
+        for adapter in ("DUCKDB", "POSTGRES"):
+            self.env[f"DBT_{adapter}_TARGET_PATH"] = str(tmp_path / "dbt" / adapter / "target")
+            self.env[f"DBT_{adapter}_LOG_PATH"] = str(tmp_path / "dbt" / adapter / "logs")
         self.env.update(env)
 
     def run(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess[str]:
@@ -230,6 +234,19 @@ def postgres_env(schema: str) -> dict[str, str]:
         "TARGET_POSTGRES_PASSWORD": str(PG["password"]),
         "TARGET_POSTGRES_DATABASE": str(PG["dbname"]),
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+    }
+
+
+def dbt_postgres_env(schema: str) -> dict[str, str]:
+    """dbt-postgres reading the raw tables in `schema`, building in `<schema>_analytics`."""
+    return {
+        "DBT_POSTGRES_HOST": str(PG["host"]),
+        "DBT_POSTGRES_PORT": str(PG["port"]),
+        "DBT_POSTGRES_USER": str(PG["user"]),
+        "DBT_POSTGRES_PASSWORD": str(PG["password"]),
+        "DBT_POSTGRES_DBNAME": str(PG["dbname"]),
+        "DBT_POSTGRES_SCHEMA": f"{schema}_analytics",
+        "DBT_POSTGRES_SOURCE_SCHEMA": schema,
     }
 
 

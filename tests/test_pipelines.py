@@ -17,10 +17,18 @@ import duckdb
 import psycopg
 import pytest
 
-from tap_botpenguin.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
-from .conftest import ALL_BOTS, ROOT, STREAM_TYPES, Meltano, fresh_bots, postgres_env
+from .conftest import (
+    ALL_BOTS,
+    ROOT,
+    STREAM_TYPES,
+    Meltano,
+    dbt_postgres_env,
+    fresh_bots,
+    postgres_env,
+)
+from .marts import assert_marts_match, pg_query
 
 pytestmark = pytest.mark.e2e
 
@@ -122,36 +130,6 @@ def test_postgres_load_rerun_and_incremental(
     }
     assert added <= fresh_chats
     assert len(fresh_chats - added) <= 3
-
-
-def test_postgres_with_snake_case_names(
-    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path
-) -> None:
-    meltano = _postgres_meltano(tmp_path, sandbox, schema, TAP_BOTPENGUIN_SNAKE_CASE_FIELDS="true")
-    meltano.run("run", "tap-botpenguin", "target-postgres")
-
-    columns = set(_column_types(pg, schema, "leads"))
-    api_fields = set(
-        json.loads((ROOT / "tap_botpenguin/schemas/chat.json").read_text())["properties"]
-    )
-    assert {snake_case(name) for name in api_fields} <= columns
-    assert {
-        "_id",
-        "is_online",
-        "agent_assigned",
-        "website_visits",
-        "updated_at",
-        "bot_id",
-    } <= columns
-    assert all(name == name.lower() for name in columns)
-    assert _pg_counts(pg, schema, "leads", "bot_id") == _expected_per_bot(sandbox, "lead")
-    nested = pg.execute(
-        f'select "profile" from "{schema}"."leads" where "profile" is not null'
-    ).fetchall()
-    assert any("user_details" in row[0] for row in nested)
-
-    meltano.run("run", "tap-botpenguin", "target-postgres")
-    assert _pg_counts(pg, schema, "leads", "bot_id") == _expected_per_bot(sandbox, "lead")
 
 
 def test_duckdb_load_and_rerun(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -271,6 +249,7 @@ def test_the_mirror_drops_conversations_deleted_in_botpenguin(
         tmp_path,
         sandbox,
         schema,
+        **dbt_postgres_env(schema),
         TARGET_POSTGRES_HARD_DELETE=str(hard_delete).lower(),
         TAP_BOTPENGUIN_MAX_RETRIES="1",
     )
@@ -289,8 +268,13 @@ def test_the_mirror_drops_conversations_deleted_in_botpenguin(
     assert all(at is None for at in _deleted_flags(pg, schema, "leads").values())
     sandbox.faults.clear()
 
-    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+    # ... and the analytics tables built on top leave the deleted conversations out.
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres", "dbt-postgres:build")
 
+    try:
+        assert_marts_match(pg_query(pg), f"{schema}_analytics", sandbox)
+    finally:
+        pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
     for stream, kind in STREAM_TYPES.items():
         flags = _deleted_flags(pg, schema, stream)
         gone = set(deleted[stream].values())
