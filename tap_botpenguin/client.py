@@ -277,7 +277,8 @@ class BotPenguinStream(RetryingStream):
         where = f"{self.name} (bot {bot.bot_id})"
         progress = Progress(self.logger, self.name, bot.bot_id, bot.limiter)
         listing = Listing(where, self.logger, self._tap.page_sizes)
-        self._read = BotRead(bot, listing, ScanRun(plan, where, self.logger), progress)
+        scan = ScanRun(plan, where, self.logger)
+        self._read = BotRead(bot, listing, scan, progress)
         self.logger.info("%s bot %s: %s", self.name, bot.bot_id, plan.describe())
         for record in super().get_records(context):
             updated = record.get("updatedAt")
@@ -289,14 +290,14 @@ class BotPenguinStream(RetryingStream):
         if listing.unconfirmed:
             self._keep_bookmark(partition)
         else:
-            self.read.scan.finish(
+            scan.finish(
                 history,
                 started_at=started_at,
                 pages=listing.pages,
                 page_size=self._tap.page_sizes.size,
             ).save(partition)
         progress.overlaps = listing.overlaps
-        progress.finish(self.read.scan.outcome(history, listing.pages))
+        progress.finish(scan.outcome(history, listing.pages))
         self._complete = self._complete and not listing.maybe_truncated
         if self._stream_version is not None and context == self.partitions[-1]:
             self._activate_version()

@@ -191,9 +191,15 @@ def run_cli(
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
 
 
+#: Meltano keeps per-project run files (`.meltano/run/`: catalogs, configs), so tests that run
+#: it in the repository's project run one at a time, in one pytest-xdist worker.
+IN_THE_PROJECT = pytest.mark.xdist_group("meltano-project")
+
+
 class Meltano:
     """Runs `meltano` as users do, in a project (the repository's by default), reading the
-    sandbox, with its own system database (so its own state)."""
+    sandbox, with its own system database (so its own state). Tests using the repository's
+    project are marked `IN_THE_PROJECT`."""
 
     def __init__(self, tmp_path: Path, sandbox: Sandbox, cwd: Path = ROOT, **env: str) -> None:
         self.cwd = cwd

@@ -18,10 +18,10 @@ import pytest
 from tap_botpenguin.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
-from .conftest import ROOT, Meltano, dbt_postgres_env, fresh_bots, postgres_env
+from .conftest import IN_THE_PROJECT, ROOT, Meltano, dbt_postgres_env, fresh_bots, postgres_env
 from .marts import assert_marts_match, duckdb_query, pg_query
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, IN_THE_PROJECT]
 
 MARTS = [
     "botpenguin__conversations",

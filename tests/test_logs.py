@@ -7,7 +7,15 @@ from pathlib import Path
 
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
-from .conftest import ALL_BOTS, STREAM_TYPES, Meltano, base_config, fresh_bots, run_cli
+from .conftest import (
+    ALL_BOTS,
+    IN_THE_PROJECT,
+    STREAM_TYPES,
+    Meltano,
+    base_config,
+    fresh_bots,
+    run_cli,
+)
 
 LISTINGS = len(ALL_BOTS) * len(STREAM_TYPES)
 
@@ -58,6 +66,7 @@ def test_debug_brings_back_metrics_and_the_sdk_detail(sandbox: Sandbox, tmp_path
     assert "Stream is assumed to be unsorted" in result.stderr
 
 
+@IN_THE_PROJECT
 def test_a_healthy_meltano_run_prints_no_tap_warning_or_metric(tmp_path: Path) -> None:
     out = tmp_path / "jsonl"
     out.mkdir()
