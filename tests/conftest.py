@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import fcntl
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -191,15 +194,22 @@ def run_cli(
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
 
 
-#: Meltano keeps per-project run files (`.meltano/run/`: catalogs, configs), so tests that run
-#: it in the repository's project run one at a time, in one pytest-xdist worker.
-IN_THE_PROJECT = pytest.mark.xdist_group("meltano-project")
+@contextmanager
+def one_meltano_at_a_time(project: Path) -> Iterator[None]:
+    """Meltano keeps per-project run files (`.meltano/run/`: the discovered catalog, configs):
+    two runs side by side in one project (two pytest-xdist workers) read each other's."""
+    digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"meltano-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Meltano:
     """Runs `meltano` as users do, in a project (the repository's by default), reading the
-    sandbox, with its own system database (so its own state). Tests using the repository's
-    project are marked `IN_THE_PROJECT`."""
+    sandbox, with its own system database (so its own state)."""
 
     def __init__(self, tmp_path: Path, sandbox: Sandbox, cwd: Path = ROOT, **env: str) -> None:
         self.cwd = cwd
@@ -218,15 +228,16 @@ class Meltano:
         self.env.update(env)
 
     def run(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(MELTANO), *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        with one_meltano_at_a_time(self.cwd):
+            done = subprocess.run(
+                [str(MELTANO), *args],
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
         assert (done.returncode == 0) == expect_success, done.stderr[-4000:]
         return done
 

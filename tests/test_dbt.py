@@ -18,10 +18,17 @@ import pytest
 from tap_botpenguin.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
-from .conftest import IN_THE_PROJECT, ROOT, Meltano, dbt_postgres_env, fresh_bots, postgres_env
+from .conftest import (
+    ROOT,
+    Meltano,
+    dbt_postgres_env,
+    fresh_bots,
+    one_meltano_at_a_time,
+    postgres_env,
+)
 from .marts import assert_marts_match, duckdb_query, pg_query
 
-pytestmark = [pytest.mark.e2e, IN_THE_PROJECT]
+pytestmark = pytest.mark.e2e
 
 MARTS = [
     "botpenguin__conversations",
@@ -122,18 +129,20 @@ def test_the_demo_twice_then_its_duckdb_file_opens_with_the_project_duckdb(tmp_p
         "DBT_DUCKDB_LOG_PATH": str(tmp_path / "dbt" / "logs"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
-    runs = [
-        subprocess.run(
-            ["scripts/demo.sh"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        for _ in range(2)
-    ]
+    runs = []
+    for _ in range(2):
+        with one_meltano_at_a_time(ROOT):
+            runs.append(
+                subprocess.run(
+                    ["scripts/demo.sh"],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+            )
 
     for run in runs:
         assert run.returncode == 0, run.stderr[-3000:]

@@ -9,7 +9,6 @@ from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
 from .conftest import (
     ALL_BOTS,
-    IN_THE_PROJECT,
     STREAM_TYPES,
     Meltano,
     base_config,
@@ -66,7 +65,6 @@ def test_debug_brings_back_metrics_and_the_sdk_detail(sandbox: Sandbox, tmp_path
     assert "Stream is assumed to be unsorted" in result.stderr
 
 
-@IN_THE_PROJECT
 def test_a_healthy_meltano_run_prints_no_tap_warning_or_metric(tmp_path: Path) -> None:
     out = tmp_path / "jsonl"
     out.mkdir()

@@ -22,7 +22,7 @@ import yaml
 from scripts.hub_definition import DEFINITION, render
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
-from .conftest import IN_THE_PROJECT, ROOT, STREAM_TYPES, Meltano, fresh_bots
+from .conftest import ROOT, STREAM_TYPES, Meltano, fresh_bots
 
 CANARY = "canary-meltano-6c1e0b2f-SECRET"
 
@@ -118,7 +118,6 @@ def test_the_readme_shows_the_meltano_commands_users_need() -> None:
     assert any(c.startswith("run tap-botpenguin--mirror target-postgres") for c in commands)
 
 
-@IN_THE_PROJECT
 def test_meltano_never_shows_a_token(tmp_path: Path) -> None:
     bots = fresh_bots()
     for bot in bots:

@@ -21,7 +21,6 @@ from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
 from .conftest import (
     ALL_BOTS,
-    IN_THE_PROJECT,
     ROOT,
     STREAM_TYPES,
     Meltano,
@@ -31,7 +30,7 @@ from .conftest import (
 )
 from .marts import assert_marts_match, pg_query
 
-pytestmark = [pytest.mark.e2e, IN_THE_PROJECT]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
