@@ -109,7 +109,12 @@ class UndocumentedFields:
         self._documented = frozenset(api_schema.get("properties", {})) | {INVALID_FIELDS}
         self._lock = threading.Lock()
         #: Fields declared in a SCHEMA message (evolve), in the order learned.
-        self.learned: dict[str, Schema] = dict(learned) if mode == "evolve" else {}
+        # A learned field since added to the documented schema (chat.json) is documented.
+        self.learned: dict[str, Schema] = {
+            key: value
+            for key, value in learned.items()
+            if mode == "evolve" and key not in self._documented
+        }
         self._known = self._documented | self.learned.keys()
         self._unannounced: dict[str, str] = {}
         self._announced: set[str] = set()

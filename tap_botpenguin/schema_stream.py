@@ -54,7 +54,11 @@ class EvolvingStream(Stream):
 
         The stream maps are rebuilt from the new schema, so aliases and flattening follow.
         """
-        declared = self._undocumented.declared()
+        fields = self._undocumented
+        declared = fields.declared()
+        if fields.mode == "evolve" and (declared or evolution.STATE_KEY in self.stream_state):
+            # What this run declares is what later runs start from.
+            self.stream_state[evolution.STATE_KEY] = declared
         if declared:
             if self._base_schema is None:
                 self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
@@ -74,4 +78,3 @@ class EvolvingStream(Stream):
         fields.announce(news, self._field_name)
         if fields.mode == "evolve":
             self._write_schema_message()
-            self.stream_state[evolution.STATE_KEY] = fields.declared()

@@ -226,3 +226,24 @@ def test_stream_maps_follow_the_evolved_schema(sandbox: Sandbox) -> None:
     assert result.error is None
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["crm_leads"]["properties"])
     assert all("leadScore" in r for r in result.records["crm_leads"])
+
+
+def test_a_learned_field_later_documented_takes_the_documented_type(sandbox: Sandbox) -> None:
+    """Moving a field into chat.json wins over what the state learned (and the state forgets
+    it once the run declares its fields)."""
+    first = run_in_process(base_config(sandbox))
+    state = copy.deepcopy(first.final_state)
+    state["bookmarks"]["leads"][STATE_KEY]["websiteVisits"] = {"type": ["string", "null"]}
+    state["bookmarks"]["leads"][STATE_KEY]["oddEntry"] = "not a schema"
+
+    result = run_in_process(base_config(sandbox), state=state)
+
+    assert result.error is None
+    properties = result.schemas()["leads"]["properties"]
+    assert properties["websiteVisits"]["type"] == ["number", "null"]
+    assert "oddEntry" not in properties
+    assert all(not isinstance(r["websiteVisits"], str) for r in result.records["leads"])
+    assert (
+        result.final_state["bookmarks"]["leads"][STATE_KEY]
+        == (first.final_state["bookmarks"]["leads"][STATE_KEY])
+    )
