@@ -108,8 +108,8 @@ class UndocumentedFields:
         self._api_schema = api_schema
         self._documented = frozenset(api_schema.get("properties", {})) | {INVALID_FIELDS}
         self._lock = threading.Lock()
-        #: Fields declared in a SCHEMA message (evolve), in the order learned.
-        # A learned field since added to the documented schema (chat.json) is documented.
+        #: Fields declared in SCHEMA messages (evolve), in the order learned. One learned in
+        #: an earlier run and since added to chat.json is documented, not learned.
         self.learned: dict[str, Schema] = {
             key: value
             for key, value in learned.items()
