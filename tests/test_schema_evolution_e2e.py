@@ -16,7 +16,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
+from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.undocumented import (
     UNDOCUMENTED_FIELDS,
     add_undocumented_fields,
@@ -151,34 +151,37 @@ def test_undocumented_fields_become_columns_and_survive_an_incremental_run(
     assert "promoCode (string)" in lines[0]
 
 
-def test_json_mode_keeps_every_undocumented_field_in_one_postgres_column(
-    sandbox: Sandbox, schema: str, tmp_path: Path
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_json_mode_keeps_every_undocumented_field_in_one_column(
+    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
 ) -> None:
-    warehouse = Warehouse("target-postgres", tmp_path, schema)
+    warehouse = Warehouse(target, tmp_path, schema)
     meltano = Meltano(
         tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="json"
     )
-    done = meltano.run("run", "tap-botpenguin", "target-postgres")
+    done = meltano.run("run", "tap-botpenguin", target)
 
     for stream, kind in STREAM_TYPES.items():
-        assert not {c for c in warehouse.columns(stream)} & set(UNDOCUMENTED_FIELDS)
+        columns = {c.lower() for c in warehouse.columns(stream)}
+        assert not columns & {name.lower() for name in UNDOCUMENTED_FIELDS}
         rows = warehouse.rows(stream)
         for key, record in sandbox.all_records(kind).items():
-            assert rows[key]["undocumentedfields"] == undocumented_of(record), key
+            assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
     assert (
         sum(ANNOUNCED in line and "undocumentedFields" in line for line in done.stderr.splitlines())
         == 2
     )
 
 
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
 def test_discard_mode_loads_the_documented_columns_only_and_names_what_it_dropped(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
 ) -> None:
-    warehouse = Warehouse("target-duckdb", tmp_path, "")
+    warehouse = Warehouse(target, tmp_path, schema)
     meltano = Meltano(
         tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="discard"
     )
-    done = meltano.run("run", "tap-botpenguin", "target-duckdb")
+    done = meltano.run("run", "tap-botpenguin", target)
 
     documented = json.loads(
         (Path(__file__).parents[1] / "tap_botpenguin/schemas/chat.json").read_text()
@@ -216,3 +219,31 @@ def test_dbt_builds_while_columns_appear(
         assert_marts_match(query, analytics, sandbox)
     finally:
         pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
+
+
+def test_the_mirror_keeps_its_rows_when_a_column_appears_mid_run(
+    sandbox: Sandbox, schema: str, tmp_path: Path
+) -> None:
+    """A SCHEMA message between a version's records must not split or empty the table."""
+    warehouse = Warehouse("target-postgres", tmp_path, schema)
+    meltano = Meltano(tmp_path, sandbox, **warehouse.env())
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+
+    # The next mirror run meets a new field on a later page of the biggest listing.
+    def promo(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        records[0]["promoCode"] = "SPRING"
+        return records
+
+    sandbox.inject(
+        Fault("data", transform=promo, times=None, page=3, type="lead", bot_id=WEBSITE_BOT)
+    )
+    carrier = sandbox.page(WEBSITE_BOT, "lead", 3)[0]["_id"]
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+
+    for stream, kind in STREAM_TYPES.items():
+        rows = warehouse.rows(stream)
+        assert set(rows) == set(sandbox.all_records(kind)), stream
+        assert all(row["_sdc_deleted_at"] is None for row in rows.values()), stream
+    _assert_every_value_loaded(warehouse, sandbox)
+    carriers = [key for key, row in warehouse.rows("leads").items() if row["promocode"]]
+    assert carriers == [(WEBSITE_BOT, carrier)]
