@@ -64,7 +64,9 @@ class EvolvingStream(Stream):
                 self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
             base = self._base_schema
             properties = dict(base.get("properties", {}))
-            properties.update({self._field_name(key): value for key, value in declared.items()})
+            for key, value in declared.items():
+                # `is_online` sent besides `isOnline` under snake_case_fields: documented wins.
+                properties.setdefault(self._field_name(key), value)
             self._tap.mapper.register_raw_stream_schema(
                 self.name, {**base, "properties": properties}, self.primary_keys
             )
