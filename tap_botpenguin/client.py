@@ -31,12 +31,12 @@ from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader
 from tap_botpenguin.retries import RetryingStream
 from tap_botpenguin.sanitize import (
     INVALID_FIELDS,
-    RecordSanitizer,
     normalize_timestamps,
     parse_datetime,
     utc_iso,
 )
 from tap_botpenguin.scan import ScanHistory, ScanRun, plan_scan
+from tap_botpenguin.schema_stream import EvolvingStream
 from tap_botpenguin.schemas import CHAT_SCHEMA
 from tap_botpenguin.throttle import RateLimiter
 
@@ -71,7 +71,7 @@ class BotRead:
     progress: Progress
 
 
-class BotPenguinStream(RetryingStream):
+class BotPenguinStream(RetryingStream, EvolvingStream):
     """One `type` of the chats listing, read page by page for each configured bot."""
 
     path = LISTING_PATH
@@ -102,7 +102,6 @@ class BotPenguinStream(RetryingStream):
         self._reader = ResponseReader(
             self.logger, self.where, tap.secrets, str(self.config["auth_method"])
         )
-        self._sanitizer = RecordSanitizer(CHAT_SCHEMA.api_schema())
         self._decoded: tuple[requests.Response, Page] | None = None
         self._read: BotRead | None = None
         #: Every listing of this run ended where it surely ends (see `_activate_version`).
@@ -203,7 +202,9 @@ class BotPenguinStream(RetryingStream):
         else:  # not reached through `_request`; decode here
             page = self._reader.read(response)
         self._decoded = None
-        repaired = self._sanitizer.sanitize_page(page.records, scrub_strings=page.scrub_strings)
+        self._undocumented.inspect_page(page.records)
+        sanitizer = self._undocumented.sanitizer
+        repaired = sanitizer.sanitize_page(page.records, scrub_strings=page.scrub_strings)
         if repaired:
             self.logger.warning(
                 "%s page %d: %d record(s) did not match the documented types and were "
@@ -339,10 +340,6 @@ class BotPenguinStream(RetryingStream):
             markers.pop("replication_key", None)
             markers.pop("replication_key_value", None)
 
-    @cached_property
-    def _selects_every_property(self) -> bool:
-        return all(self.mask.values())
-
     @override
     def _generate_record_messages(
         self, record: dict[str, Any]
@@ -369,6 +366,8 @@ class BotPenguinStream(RetryingStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        if self._undocumented.pending:  # a page brought new fields: SCHEMA before this record
+            self._declare_undocumented()
         record_id = row.get("_id")  # the sanitizer already turned numeric ids into strings
         if not isinstance(record_id, str) or not record_id:
             msg = (

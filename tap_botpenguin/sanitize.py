@@ -9,10 +9,13 @@ Policy (the README's reliability section has the table):
   record's `invalidFields` object under its path: never dropped;
 - NUL characters (PostgreSQL cannot store them) are removed and lone UTF-16 surrogates
   (invalid in UTF-8) become U+FFFD;
-- unknown fields and unknown enum values pass through untouched.
+- a value that already conforms is kept as it is, whatever its neighbours: `0` stays `0` where
+  a string, number or boolean is allowed, and a record that conforms is not touched;
+- unknown fields and unknown enum values pass through untouched (`evolution` decides on them).
 
 Well-formed pages, nearly all of them, are recognised by one strict `msgspec.convert` per page
-against types generated from the schema, and returned as they are.
+against types generated from the schema, and returned as they are; on other pages each record
+is checked on its own and only non-conforming ones are repaired.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
 
 Schema = dict[str, Any]
+#: An RFC 3339 timestamp with a timezone, parsed by msgspec's C parser.
+_AWARE_DATETIME = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 def _types(schema: Schema) -> list[str]:
@@ -50,7 +55,7 @@ def strict_type(schema: Schema, name: str = "Record") -> Any:
         if kind == "null":
             options.append(None)
         elif kind == "string" and schema.get("format") == "date-time":
-            options.append(Annotated[datetime, msgspec.Meta(tz=True)])  # C RFC 3339 parser
+            options.append(_AWARE_DATETIME)
         elif kind == "string":
             options.append(str)
         elif kind == "number":
@@ -71,6 +76,8 @@ def strict_type(schema: Schema, name: str = "Record") -> Any:
                 for index, (key, sub) in enumerate(schema.get("properties", {}).items())
             ]
             options.append(msgspec.defstruct(name, fields, gc=False))
+    if not options:
+        return Any  # no type given (e.g. `items: {}`): any JSON value
     return Union[tuple(options)] if len(options) > 1 else options[0]  # noqa: UP007
 
 
@@ -79,7 +86,8 @@ class RecordSanitizer:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self._page_type = list[strict_type(schema)]  # type: ignore[misc]
+        self._record_type = strict_type(schema)
+        self._page_type = list[self._record_type]  # type: ignore[name-defined]
 
     def sanitize_page(self, records: list[dict[str, Any]], *, scrub_strings: bool) -> int:
         """Repair `records` in place; returns how many were changed."""
@@ -93,6 +101,8 @@ class RecordSanitizer:
             return 0
         changed = 0
         for index, record in enumerate(records):
+            if _conforms(record, self._record_type):
+                continue  # a record is repaired on its own merits, never its neighbours'
             invalid: dict[str, str] = {}
             repaired = _coerce_object(record, self.schema, "", invalid)
             if invalid:
@@ -101,6 +111,14 @@ class RecordSanitizer:
                 records[index] = repaired
                 changed += 1
         return changed
+
+
+def _conforms(value: Any, strict: Any) -> bool:
+    try:
+        msgspec.convert(value, strict, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _scrub(value: Any) -> Any:
@@ -133,6 +151,8 @@ def _coerce(value: Any, schema: Schema, path: str, invalid: dict[str, str]) -> A
     if value is None:
         return None
     types = _types(schema)
+    if not types or _scalar_conforms(value, types, schema):
+        return value  # e.g. 0 or true where string | number | boolean is allowed: kept
     if "object" in types:
         if isinstance(value, dict):
             return _coerce_object(value, schema, f"{path}.", invalid)
@@ -154,13 +174,11 @@ def _coerce(value: Any, schema: Schema, path: str, invalid: dict[str, str]) -> A
         if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
             return _BOOLEANS[value.strip().lower()]
     elif ("number" in types or "integer" in types) and "string" not in types:
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, (int, float)):
-            return value
-        if isinstance(value, str) and _NUMBER.match(value):
-            number = float(value)
-            return int(number) if number.is_integer() and "." not in value else number
+        number = _number(value)
+        if number is not None and "number" not in types:
+            number = int(number) if float(number).is_integer() else None
+        if number is not None:
+            return number
     elif "string" in types:
         if isinstance(value, str):
             return value
@@ -173,6 +191,31 @@ def _coerce(value: Any, schema: Schema, path: str, invalid: dict[str, str]) -> A
             return _json_text(value)
         # The non-nullable key (`_id`): a structure is no identifier; the stream stops on it.
     invalid[path] = _json_text(value)
+    return None
+
+
+def _scalar_conforms(value: Any, types: list[str], schema: Schema) -> bool:
+    """Whether a scalar already has one of the allowed types (so repairing must keep it)."""
+    if isinstance(value, bool):
+        return "boolean" in types
+    if isinstance(value, int):
+        return "integer" in types or "number" in types
+    if isinstance(value, float):
+        return "number" in types
+    if isinstance(value, str) and "string" in types:
+        return schema.get("format") != "date-time" or _conforms(value, _AWARE_DATETIME)
+    return False
+
+
+def _number(value: Any) -> int | float | None:
+    """A number from a boolean, a number or numeric text; None if there is none."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str) and _NUMBER.match(value):
+        number = float(value)
+        return int(number) if number.is_integer() and "." not in value else number
     return None
 
 

@@ -25,6 +25,7 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
+from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
 from tap_botpenguin.listing import PageSizes
 from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
 from tap_botpenguin.sanitize import parse_datetime, utc_iso
@@ -180,6 +181,20 @@ class TapBotPenguin(Tap):
                 "Emit snake_case names in schemas and records (`isOnline` -> `is_online`, "
                 "`_agentAssigned` -> `agent_assigned`; `_id` is kept). The replication key "
                 "becomes `updated_at`, so switching this on starts a full re-sync."
+            ),
+        ),
+        th.Property(
+            "undocumented_fields",
+            th.StringType,
+            default="evolve",
+            allowed_values=list(UNDOCUMENTED_MODES),
+            title="Undocumented fields",
+            description=(
+                "What happens to top-level fields the API sends but does not document. "
+                "`evolve`: each becomes a column (type inferred, declared in a SCHEMA "
+                "message, kept in the state for later runs). `json`: all of them go into one "
+                "object column, `undocumentedFields`. `discard`: dropped. Each is named once "
+                "per run in the log (docs/schema-evolution.md)."
             ),
         ),
         th.Property(

@@ -11,6 +11,7 @@ from pathlib import Path
 from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, default_bots
 from tap_botpenguin.sandbox.inbox import ORDERS
 from tap_botpenguin.sandbox.server import PAST_END, Sandbox, serve
+from tap_botpenguin.sandbox.undocumented import add_undocumented_fields
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,10 +26,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--past-end", choices=PAST_END, default="empty", help="the answer past the last page"
     )
+    parser.add_argument(
+        "--undocumented-fields",
+        action="store_true",
+        help="records also carry fields the API does not document, one of each JSON type",
+    )
     parser.add_argument("--url-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
     bots = default_bots(args.scale)
+    if args.undocumented_fields:
+        add_undocumented_fields(bots)
     sandbox = Sandbox(
         bots=bots,
         page_size=args.page_size,

@@ -16,6 +16,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 from tap_botpenguin.sandbox.data import Bot, Record, iso, make_record
 
@@ -117,11 +118,13 @@ class Inboxes:
         message: bool = True,
         status: str | None = None,
         at: datetime | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> list[str]:
         """Update the conversations at `positions` now; returns their ids.
 
         `message=True`: a new message (`lastMessage.at` moves too); `False`: a change of
         status, assignment or profile only (`updatedAt` moves, `lastMessage` does not).
+        `fields` are set as they are (undocumented ones included).
         """
         with self._lock:
             listing = self.listing(bot_id, kind)
@@ -136,6 +139,7 @@ class Inboxes:
                     record["lastMessage"] = {"at": now, "by": "user", "text": text}
                 if status:
                     record["status"] = status
+                record.update(fields or {})
             self._changed()
             return [record["_id"] for record in picked]
 

@@ -1,0 +1,82 @@
+"""The stream's side of schema evolution: SCHEMA messages for what `evolution` learns.
+
+Called from the thread that writes records: `post_process` checks `pending` (one attribute
+read per record) and, when a page brought new fields, announces them and (in `evolve` mode)
+writes an updated SCHEMA message before the record, then keeps them in the stream's state.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from functools import cached_property
+from typing import Any
+
+from singer_sdk import Stream
+
+from tap_botpenguin import evolution
+from tap_botpenguin.evolution import UndocumentedFields
+from tap_botpenguin.naming import snake_case
+from tap_botpenguin.schemas import CHAT_SCHEMA
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+
+class EvolvingStream(Stream):
+    """Declares undocumented fields through every stream map (aliases, flattening)."""
+
+    _base_schema: dict[str, Any] | None = None
+
+    @cached_property
+    def _selects_every_property(self) -> bool:
+        return all(self.mask.values())
+
+    @cached_property
+    def _undocumented(self) -> UndocumentedFields:
+        return evolution.for_stream(
+            self.name,
+            CHAT_SCHEMA.api_schema(),
+            self.config,
+            self.stream_state,
+            selects_every_property=self._selects_every_property,
+            logger=self.logger,
+        )
+
+    def _field_name(self, key: str) -> str:
+        return snake_case(key) if self.config.get("snake_case_fields") else key
+
+    @override
+    def _write_schema_message(self) -> None:
+        """The SCHEMA message, with learned fields (or the JSON column) declared.
+
+        The stream maps are rebuilt from the new schema, so aliases and flattening follow.
+        """
+        fields = self._undocumented
+        declared = fields.declared()
+        if fields.mode == "evolve" and (declared or evolution.STATE_KEY in self.stream_state):
+            # What this run declares is what later runs start from.
+            self.stream_state[evolution.STATE_KEY] = declared
+        if declared:
+            if self._base_schema is None:
+                self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
+            base = self._base_schema
+            properties = dict(base.get("properties", {}))
+            for key, value in declared.items():
+                # `is_online` sent besides `isOnline` under snake_case_fields: documented wins.
+                properties.setdefault(self._field_name(key), value)
+            self._tap.mapper.register_raw_stream_schema(
+                self.name, {**base, "properties": properties}, self.primary_keys
+            )
+            self._stream_maps = self._tap.mapper.stream_maps[self.name]
+        super()._write_schema_message()
+
+    def _declare_undocumented(self) -> None:
+        """Before the first record carrying them: name new fields, declare and keep them."""
+        fields = self._undocumented
+        news = fields.take_news()
+        fields.announce(news, self._field_name)
+        if fields.mode == "evolve":
+            self._write_schema_message()

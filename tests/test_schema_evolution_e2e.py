@@ -1,0 +1,249 @@
+"""End to end: fields the API does not document reach PostgreSQL and DuckDB through `meltano run`.
+
+The sandbox's switch gives every record six undocumented fields (one of each JSON type) and
+every third record a seventh; the warehouse must hold every one of their values, across an
+incremental run in which the API adds a field and sends another type for an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
+from tap_botpenguin.sandbox.undocumented import (
+    UNDOCUMENTED_FIELDS,
+    add_undocumented_fields,
+    undocumented_of,
+)
+
+from .conftest import PG, STREAM_TYPES, Meltano, dbt_postgres_env, fresh_bots, postgres_env
+from .marts import assert_marts_match, duckdb_query, pg_query
+
+pytestmark = pytest.mark.e2e
+
+Rows = dict[tuple[str, str], dict[str, Any]]
+ANNOUNCED = "field(s) its documentation does not list"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    bots = fresh_bots()
+    add_undocumented_fields(bots)
+    with Sandbox(bots=bots, rate_limit=None) as server:
+        yield server
+
+
+def _json(value: Any) -> Any:
+    """DuckDB hands JSON columns back as text; PostgreSQL's jsonb arrives decoded."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class Warehouse:
+    """One target's tables, read back as {(botId, _id): {column: value}} (names lowercased:
+    target-duckdb folds them)."""
+
+    def __init__(self, target: str, tmp_path: Path, schema: str) -> None:
+        self.target = target
+        self.schema = schema if target == "target-postgres" else "botpenguin"
+        self.database = tmp_path / "warehouse.duckdb"
+
+    def env(self) -> dict[str, str]:
+        if self.target == "target-postgres":
+            return postgres_env(self.schema)
+        return {"TARGET_DUCKDB_FILEPATH": str(self.database)}
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if self.target == "target-postgres":
+            with psycopg.connect(**PG) as connection:  # type: ignore[arg-type]
+                cursor = connection.execute(sql)
+                names = [c.name for c in cursor.description or []]
+                return names, cursor.fetchall()
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            relation = db.sql(sql)
+            return list(relation.columns), relation.fetchall()
+
+    def rows(self, table: str) -> Rows:
+        names, rows = self.query(f'select * from "{self.schema}"."{table}"')
+        lowered = [name.lower() for name in names]
+        found = {}
+        for row in rows:
+            record = dict(zip(lowered, row, strict=True))
+            found[(record["botid"], record["_id"])] = record
+        return found
+
+    def columns(self, table: str) -> set[str]:
+        return set(self.query(f'select * from "{self.schema}"."{table}" limit 0')[0])
+
+
+def _loaded(rows: Rows, key: tuple[str, str], field: str) -> Any:
+    """A loaded value as JSON decoded it (numeric columns come back as Decimal or float)."""
+    value = rows[key][field.lower()]
+    kind = UNDOCUMENTED_FIELDS[field]
+    if kind in {"object", "array"}:
+        return _json(value)
+    if kind == "number" and value is not None:
+        return float(value)
+    return value
+
+
+def _assert_every_value_loaded(warehouse: Warehouse, sandbox: Sandbox) -> int:
+    loaded = 0
+    for stream, kind in STREAM_TYPES.items():
+        rows = warehouse.rows(stream)
+        for key, record in sandbox.all_records(kind).items():
+            for field in UNDOCUMENTED_FIELDS:
+                assert _loaded(rows, key, field) == record.get(field), (stream, key, field)
+                loaded += field in record
+    return loaded
+
+
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_undocumented_fields_become_columns_and_survive_an_incremental_run(
+    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
+) -> None:
+    warehouse = Warehouse(target, tmp_path, schema)
+    meltano = Meltano(tmp_path, sandbox, **warehouse.env())
+    first = meltano.run("run", "tap-botpenguin", target)
+
+    sent = sum(
+        len(undocumented_of(r))
+        for k in STREAM_TYPES.values()
+        for r in sandbox.all_records(k).values()
+    )
+    assert _assert_every_value_loaded(warehouse, sandbox) == sent
+    # Announced once per stream, naming the fields and their types.
+    lines = [line for line in first.stderr.splitlines() if ANNOUNCED in line]
+    assert len(lines) == len(STREAM_TYPES), lines
+    for line in lines:
+        assert "leadScore (integer)" in line
+        assert "utm (object)" in line
+        assert "added as columns" in line
+
+    # The API starts sending a new field, and text where an integer was learned.
+    before = warehouse.rows("leads")
+    changed = sandbox.update(
+        WEBSITE_BOT, "lead", [0, 1], fields={"leadScore": "high", "promoCode": "SPRING"}
+    )
+    second = meltano.run("run", "tap-botpenguin", target)
+
+    after = warehouse.rows("leads")
+    assert "promocode" in {c.lower() for c in warehouse.columns("leads")}
+    for record_id in changed:
+        row = after[(WEBSITE_BOT, record_id)]
+        assert row["promocode"] == "SPRING"
+        assert row["leadscore"] is None  # the learned type stays: the odd value is kept aside
+        assert _json(row["invalidfields"]) == {"leadScore": '"high"'}
+    untouched = set(before) - {(WEBSITE_BOT, record_id) for record_id in changed}
+    for key in untouched:
+        assert {k: v for k, v in after[key].items() if not k.startswith(("_sdc", "promocode"))} == {
+            k: v for k, v in before[key].items() if not k.startswith("_sdc")
+        }, key
+        assert after[key]["promocode"] is None
+    lines = [line for line in second.stderr.splitlines() if ANNOUNCED in line]
+    assert len(lines) == 1, lines
+    assert "promoCode (string)" in lines[0]
+
+
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_json_mode_keeps_every_undocumented_field_in_one_column(
+    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
+) -> None:
+    warehouse = Warehouse(target, tmp_path, schema)
+    meltano = Meltano(
+        tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="json"
+    )
+    done = meltano.run("run", "tap-botpenguin", target)
+
+    for stream, kind in STREAM_TYPES.items():
+        columns = {c.lower() for c in warehouse.columns(stream)}
+        assert not columns & {name.lower() for name in UNDOCUMENTED_FIELDS}
+        rows = warehouse.rows(stream)
+        for key, record in sandbox.all_records(kind).items():
+            assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
+    assert (
+        sum(ANNOUNCED in line and "undocumentedFields" in line for line in done.stderr.splitlines())
+        == 2
+    )
+
+
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_discard_mode_loads_the_documented_columns_only_and_names_what_it_dropped(
+    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
+) -> None:
+    warehouse = Warehouse(target, tmp_path, schema)
+    meltano = Meltano(
+        tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="discard"
+    )
+    done = meltano.run("run", "tap-botpenguin", target)
+
+    documented = json.loads(
+        (Path(__file__).parents[1] / "tap_botpenguin/schemas/chat.json").read_text()
+    )["properties"]
+    for stream, kind in STREAM_TYPES.items():
+        columns = {c.lower() for c in warehouse.columns(stream) if not c.startswith("_sdc")}
+        assert columns == {name.lower() for name in documented}
+        assert len(warehouse.rows(stream)) == len(sandbox.all_records(kind))
+    lines = [line for line in done.stderr.splitlines() if ANNOUNCED in line]
+    assert len(lines) == 2
+    assert all("discarded" in line and "referrer (string)" in line for line in lines)
+
+
+def _dbt_build(meltano: Meltano, target: str, dbt: str) -> str:
+    return meltano.run("run", "tap-botpenguin", target, f"{dbt}:build").stderr
+
+
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_dbt_builds_while_columns_appear(
+    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path, target: str
+) -> None:
+    warehouse = Warehouse(target, tmp_path, schema)
+    if target == "target-postgres":
+        dbt, env = "dbt-postgres", dbt_postgres_env(schema)
+        analytics, query = f"{schema}_analytics", pg_query(pg)
+    else:
+        dbt, env = "dbt-duckdb", {"DBT_DUCKDB_PATH": str(warehouse.database)}
+        analytics, query = "analytics", duckdb_query(warehouse.database)
+    meltano = Meltano(tmp_path, sandbox, **warehouse.env(), **env)
+    try:
+        assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
+        sandbox.update(WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING", "rating": "n/a"})
+        assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
+        assert "promocode" in {c.lower() for c in warehouse.columns("leads")}
+        assert_marts_match(query, analytics, sandbox)
+    finally:
+        pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
+
+
+def test_the_mirror_keeps_its_rows_when_a_column_appears_mid_run(
+    sandbox: Sandbox, schema: str, tmp_path: Path
+) -> None:
+    """A SCHEMA message between a version's records must not split or empty the table."""
+    warehouse = Warehouse("target-postgres", tmp_path, schema)
+    meltano = Meltano(tmp_path, sandbox, **warehouse.env())
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+
+    # The next mirror run meets a new field on a later page of the biggest listing.
+    def promo(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        records[0]["promoCode"] = "SPRING"
+        return records
+
+    sandbox.inject(
+        Fault("data", transform=promo, times=None, page=3, type="lead", bot_id=WEBSITE_BOT)
+    )
+    carrier = sandbox.page(WEBSITE_BOT, "lead", 3)[0]["_id"]
+    meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
+
+    for stream, kind in STREAM_TYPES.items():
+        rows = warehouse.rows(stream)
+        assert set(rows) == set(sandbox.all_records(kind)), stream
+        assert all(row["_sdc_deleted_at"] is None for row in rows.values()), stream
+    _assert_every_value_loaded(warehouse, sandbox)
+    carriers = [key for key, row in warehouse.rows("leads").items() if row["promocode"]]
+    assert carriers == [(WEBSITE_BOT, carrier)]
