@@ -11,11 +11,18 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
   warning and final one-line error say better.
 `TAP_BOTPENGUIN_LOGLEVEL=debug` (or `meltano --log-level=debug`) brings all of them back.
 Warnings are kept for what a person should act on.
+
+`--test` (the SDK's connection test) stops each stream after one record by raising its own
+signal, which the SDK's stream then logs as "An unhandled error occurred while syncing": that
+line is dropped when the "error" is that stop, and kept for every real one.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+
+from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
 
 _ROUTINE = (
     "Beginning sync of ",
@@ -54,3 +61,22 @@ def quiet_metrics(metrics_logger: logging.Logger) -> None:
     """METRIC lines only when the plugin's log level is DEBUG."""
     if metrics_logger.level > logging.DEBUG:
         metrics_logger.setLevel(logging.WARNING)
+
+
+class DryRunStopIsNoError(logging.Filter):
+    """Drops the SDK's error line for its own stop after N records (`--test`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but that line while the record limit's signal is being handled."""
+        if not str(record.msg).startswith("An unhandled error occurred while syncing"):
+            return True
+        # Logged from inside the SDK's `except` block, so the signal is the current exception.
+        signal = sys.exc_info()[1]
+        return not (
+            isinstance(signal, AbortedSyncExceptionBase)
+            and isinstance(signal.__cause__, MaxRecordsLimitException)
+        )
+
+
+#: One instance, so that adding it to a handler again (every tap in a process) is a no-op.
+DRY_RUN_STOP_IS_NO_ERROR = DryRunStopIsNoError()
