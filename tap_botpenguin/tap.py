@@ -360,9 +360,15 @@ class TapBotPenguin(Tap):
     @override
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """`--test` runs before `invoke` (a click callback): the same one line and exit code."""
+        """`--test` runs before `invoke` (a click callback): the same lines and exit code."""
         with cls._one_line_errors():
-            super().cb_test(ctx, param, value)
+            try:
+                super().cb_test(ctx, param, value)
+            except ConfigValidationError as exc:  # as the SDK's command reports it for a sync
+                for error in exc.errors:
+                    cls.logger.error("%s", error)
+                cls.logger.error("Config validation failed")
+                ctx.exit(1)
 
     @classmethod
     @contextlib.contextmanager

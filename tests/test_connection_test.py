@@ -92,6 +92,19 @@ def test_cli_test_fails_in_one_line_like_a_sync(
     assert line.split(" | ")[-1] in synced.stderr  # the very same message
 
 
+def test_cli_test_reports_bad_settings_like_a_sync(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = base_config(sandbox, bots=[])
+
+    tested = run_cli(config, tmp_path, args=["--test"])
+    synced = run_cli(config, tmp_path)
+
+    for done in (tested, synced):
+        assert done.exit_code == 1
+        assert "Traceback" not in done.stderr
+        assert "Set `bot_id` (one bot) or `bots` (several): neither is set." in done.stderr
+    assert not sandbox.listing_requests()
+
+
 def test_meltano_invoke_test(tmp_path: Path) -> None:
     with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
         meltano = Meltano(tmp_path, sandbox)
