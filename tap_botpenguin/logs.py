@@ -4,6 +4,7 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
 - its METRIC lines (one per request, plus counters and timers);
 - "Beginning sync of ...", "Starting incremental sync of ...", "Pagination stopped after ...",
   which the tap's own lines say better;
+- "Skipping parse of env var settings...", on every run Meltano starts (it passes a file);
 - "Stream is assumed to be unsorted, progress is not resumable if interrupted", once per bot:
   that is how this tap works by design (a bot's bookmark is committed once its listing has
   been read; an interrupted run resumes from the previous one), nothing to act on;
@@ -29,6 +30,8 @@ _ROUTINE = (
     "Starting incremental sync of ",
     "Pagination stopped after ",
     "Stream is assumed to be unsorted",
+    # Said on every run that takes no settings from the environment (Meltano's runs).
+    "Skipping parse of env var settings",
     # `backoff`'s own lines, which the tap's "retrying in N s" warning and its final
     # one-line error say better.
     "Backing off ",

@@ -341,6 +341,8 @@ class TapBotPenguin(Tap):
 
     # --- running ---------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
+        # Before the SDK's constructor, which logs one of the routine lines itself.
+        quiet_routine_lines(logging.getLogger("singer_sdk"), self.logger)
         super().__init__(**kwargs)
         # Defence in depth: whatever a library logs, no handler prints a configured token.
         redacting = RedactingFilter(self.secrets)
@@ -348,7 +350,6 @@ class TapBotPenguin(Tap):
             handler.addFilter(redacting)
             handler.addFilter(DRY_RUN_STOP_IS_NO_ERROR)
         quiet_metrics(self.metrics_logger)
-        quiet_routine_lines(logging.getLogger("singer_sdk"))
 
     @override
     @classmethod
