@@ -362,14 +362,16 @@ class TapBotPenguin(Tap):
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test` runs before `invoke` (a click callback): the same lines and exit code."""
-        with cls._one_line_errors():
-            try:
+        try:
+            with cls._one_line_errors():
                 super().cb_test(ctx, param, value)
-            except ConfigValidationError as exc:  # as the SDK's command reports it for a sync
-                for error in exc.errors:
-                    cls.logger.error("%s", error)
-                cls.logger.error("Config validation failed")
-                ctx.exit(1)
+        except ConfigValidationError as exc:  # as the SDK's command reports it for a sync
+            for error in exc.errors:
+                cls.logger.error("%s", error)
+            cls.logger.error("Config validation failed")
+            ctx.exit(1)
+        finally:
+            ctx.close()  # the files click opened for the options (`--catalog`): it stops here
 
     @classmethod
     @contextlib.contextmanager

@@ -114,3 +114,4 @@ def test_meltano_invoke_test(tmp_path: Path) -> None:
         meltano.env["TAP_BOTPENGUIN_BOT_TOKEN"] = "not-the-token"
         failed = meltano.run("invoke", "tap-botpenguin", "--test", expect_success=False)
     _assert_one_line_failure(failed.returncode, failed.stderr, "returned 401 Unauthorized")
+    assert "Warning" not in failed.stderr  # e.g. no ResourceWarning for the catalog file
