@@ -6,7 +6,7 @@ Everything runs in one process tree against the sandbox on loopback. Usage:
     .venv/bin/python benchmarks/run.py            # all five (about 5 minutes)
     .venv/bin/python benchmarks/run.py --quick    # skip the 2.5-minute rate-limit run
 
-Prints figures and whether each target of the README's performance section is met.
+Prints figures and whether each target of docs/performance.md is met.
 """
 
 from __future__ import annotations

@@ -18,10 +18,18 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=".venv/.setup-$(cat pyproject.toml meltano.yml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "Setting up .venv and Meltano plugins (first run only)..." >&2
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
-  .venv/bin/meltano --log-level=warning install
+  # pip's and Meltano's output goes to a log, shown only when the set-up fails.
+  log=.venv/setup.log
+  echo "Setting up .venv and Meltano plugins (first run only, a few minutes; log: $log)..." >&2
+  if ! {
+    .venv/bin/python -m pip install --quiet --upgrade pip &&
+      .venv/bin/python -m pip install --quiet -e ".[dev]" &&
+      .venv/bin/meltano --log-level=warning install
+  } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "The set-up failed (output above, also in $log)" >&2
+    exit 1
+  fi
   rm -f .venv/.setup-*
   touch "$stamp"
 fi

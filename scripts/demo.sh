@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: `meltano run tap-botpenguin target-duckdb dbt-duckdb:build`, then a summary of
-# what this run loaded and of the analytics tables (the dbt marts).
+# what this run loaded and of the analytics tables (the dbt marts). The whole output of the
+# run is in output/last-run.log; the screen shows what a person reads (scripts/demo_output.py).
 # With BotPenguin credentials (TAP_BOTPENGUIN_* in the environment or .env) it reads the real
 # API into output/warehouse.duckdb; without them it starts the local sandbox and reads that
 # into output/sandbox.duckdb, with its own state. Run it again: the second run is incremental.
@@ -35,6 +36,9 @@ fi
 warehouse=$(cd "$(dirname "$warehouse")" && pwd)/$(basename "$warehouse")
 export TARGET_DUCKDB_FILEPATH=$warehouse DBT_DUCKDB_PATH=$warehouse
 
+# On screen: the tap's lines, dbt's closing line (and its errors, if any), then the summary.
+# Every line, dbt's for each model and test included, goes to $log.
 log=$out/last-run.log
-.venv/bin/meltano run "${run_args[@]}" tap-botpenguin target-duckdb dbt-duckdb:build 2>&1 | tee "$log" >&2
+.venv/bin/meltano run "${run_args[@]}" tap-botpenguin target-duckdb dbt-duckdb:build 2>&1 |
+  tee "$log" | .venv/bin/python scripts/demo_output.py "$log" >&2
 .venv/bin/python scripts/show_warehouse.py "$warehouse" "$log"

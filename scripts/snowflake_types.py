@@ -1,7 +1,7 @@
 """What each field becomes in Snowflake, from target-snowflake's own naming and type mapping.
 
 Run with target-snowflake's Python (it imports the target), given the tap's catalog with API
-names and with `snake_case_fields: true`; prints the README's table rows:
+names and with `snake_case_fields: true`; prints the table rows of docs/warehouses.md:
 
     .venv/bin/tap-botpenguin --discover > api.json
     export TAP_BOTPENGUIN_SNAKE_CASE_FIELDS=true
@@ -10,7 +10,7 @@ names and with `snake_case_fields: true`; prints the README's table rows:
 
 No connection is made: column names come from the target's identifier rules applied with the
 Snowflake dialect alone, types from its JSON Schema to SQL conversion compiled for Snowflake.
-`tests/test_snowflake.py` keeps the README's table equal to this output.
+`tests/test_snowflake.py` keeps that table equal to this output.
 """
 
 from __future__ import annotations

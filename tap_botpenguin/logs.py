@@ -4,6 +4,7 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
 - its METRIC lines (one per request, plus counters and timers);
 - "Beginning sync of ...", "Starting incremental sync of ...", "Pagination stopped after ...",
   which the tap's own lines say better;
+- "Skipping parse of env var settings...", on every run Meltano starts (it passes a file);
 - "Stream is assumed to be unsorted, progress is not resumable if interrupted", once per bot:
   that is how this tap works by design (a bot's bookmark is committed once its listing has
   been read; an interrupted run resumes from the previous one), nothing to act on;
@@ -11,17 +12,26 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
   warning and final one-line error say better.
 `TAP_BOTPENGUIN_LOGLEVEL=debug` (or `meltano --log-level=debug`) brings all of them back.
 Warnings are kept for what a person should act on.
+
+`--test` (the SDK's connection test) stops each stream after one record by raising its own
+signal, which the SDK's stream then logs as "An unhandled error occurred while syncing": that
+line is dropped when the "error" is that stop, and kept for every real one.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+
+from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
 
 _ROUTINE = (
     "Beginning sync of ",
     "Starting incremental sync of ",
     "Pagination stopped after ",
     "Stream is assumed to be unsorted",
+    # Said on every run that takes no settings from the environment (Meltano's runs).
+    "Skipping parse of env var settings",
     # `backoff`'s own lines, which the tap's "retrying in N s" warning and its final
     # one-line error say better.
     "Backing off ",
@@ -54,3 +64,22 @@ def quiet_metrics(metrics_logger: logging.Logger) -> None:
     """METRIC lines only when the plugin's log level is DEBUG."""
     if metrics_logger.level > logging.DEBUG:
         metrics_logger.setLevel(logging.WARNING)
+
+
+class DryRunStopIsNoError(logging.Filter):
+    """Drops the SDK's error line for its own stop after N records (`--test`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but that line while the record limit's signal is being handled."""
+        if not str(record.msg).startswith("An unhandled error occurred while syncing"):
+            return True
+        # Logged from inside the SDK's `except` block, so the signal is the current exception.
+        signal = sys.exc_info()[1]
+        return not (
+            isinstance(signal, AbortedSyncExceptionBase)
+            and isinstance(signal.__cause__, MaxRecordsLimitException)
+        )
+
+
+#: One instance, so that adding it to a handler again (every tap in a process) is a no-op.
+DRY_RUN_STOP_IS_NO_ERROR = DryRunStopIsNoError()

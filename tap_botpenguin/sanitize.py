@@ -1,6 +1,6 @@
 """Make API records conform to the stream schema without losing anything.
 
-Policy (the README's reliability section has the table):
+Policy (docs/reliability.md has the table):
 - a value of the wrong type that converts losslessly is converted (`"5"` -> 5, `"true"` -> true,
   5 -> `"5"` for strings, objects/arrays in a string or scalar field -> their JSON text);
 - timestamps that are not RFC 3339 with a timezone become ISO 8601 UTC with `Z` (naive ones

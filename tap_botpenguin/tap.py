@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlparse
 
 from singer_sdk import Stream, Tap
@@ -27,10 +27,13 @@ from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
 from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
 from tap_botpenguin.listing import PageSizes
-from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.logs import DRY_RUN_STOP_IS_NO_ERROR, quiet_metrics, quiet_routine_lines
 from tap_botpenguin.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.scan import SCAN_MODES, SCAN_STATE_KEY
 from tap_botpenguin.throttle import RateLimiter
+
+if TYPE_CHECKING:
+    import click
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -353,20 +356,43 @@ class TapBotPenguin(Tap):
 
     # --- running ---------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
+        # Before the SDK's constructor, which logs one of the routine lines itself.
+        quiet_routine_lines(logging.getLogger("singer_sdk"), self.logger)
         super().__init__(**kwargs)
         # Defence in depth: whatever a library logs, no handler prints a configured token.
         redacting = RedactingFilter(self.secrets)
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
+            handler.addFilter(DRY_RUN_STOP_IS_NO_ERROR)
         quiet_metrics(self.metrics_logger)
-        quiet_routine_lines(logging.getLogger("singer_sdk"))
 
     @override
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run the CLI; a failure we understand ends as one readable line and exit code 1."""
-        try:
+        with cls._one_line_errors():
             super().invoke(*args, **kwargs)
+
+    @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test` runs before `invoke` (a click callback): the same lines and exit code."""
+        try:
+            with cls._one_line_errors():
+                super().cb_test(ctx, param, value)
+        except ConfigValidationError as exc:  # as the SDK's command reports it for a sync
+            for error in exc.errors:
+                cls.logger.error("%s", error)
+            cls.logger.error("Config validation failed")
+            ctx.exit(1)
+        finally:
+            ctx.close()  # the files click opened for the options (`--catalog`): it stops here
+
+    @classmethod
+    @contextlib.contextmanager
+    def _one_line_errors(cls) -> Iterator[None]:
+        try:
+            yield
         except BotPenguinError as exc:
             cls.logger.error("%s", exc)  # messages are redacted where they are built
             raise SystemExit(1) from None

@@ -129,7 +129,7 @@ def test_the_demo_twice_then_its_duckdb_file_opens_with_the_project_duckdb(tmp_p
         "DBT_DUCKDB_LOG_PATH": str(tmp_path / "dbt" / "logs"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
-    runs = []
+    runs, logs = [], []
     for _ in range(2):
         with one_meltano_at_a_time(ROOT):
             runs.append(
@@ -143,9 +143,18 @@ def test_the_demo_twice_then_its_duckdb_file_opens_with_the_project_duckdb(tmp_p
                     check=False,
                 )
             )
+        logs.append((tmp_path / "output" / "last-run.log").read_text())
 
-    for run in runs:
+    for run, log in zip(runs, logs, strict=True):
         assert run.returncode == 0, run.stderr[-3000:]
+        # On screen: the tap's lines, dbt's closing line, where the rest is; no deprecations.
+        assert "tap-botpenguin done leads bot" in run.stderr
+        assert "Done. PASS=36 WARN=0 ERROR=0" in run.stderr
+        assert "last-run.log" in run.stderr
+        assert " START " not in run.stderr
+        assert "1 of 36 START" in log
+        for output in (run.stdout, run.stderr, log):
+            assert "deprecat" not in output.lower(), output
     assert "chats     277 rows  full" in runs[0].stdout
     assert "incremental" in runs[1].stdout
     assert "Leads by status:" in runs[1].stdout

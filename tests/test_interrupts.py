@@ -2,7 +2,7 @@
 resume from the last STATE it emitted; the union of emitted records must hold every record.
 
 `python -m tests.test_interrupts --trials 200` runs more trials and prints the report the
-README quotes.
+docs/reliability.md quotes.
 """
 
 from __future__ import annotations

@@ -37,8 +37,10 @@ def test_a_healthy_run_prints_two_lines_per_bot_and_stream_and_no_warning(
         for stream in STREAM_TYPES:
             assert result.stderr.count(f"| {stream} bot {bot_id}: full scan (") == 1
             assert result.stderr.count(f"| done {stream} bot {bot_id}: full scan (") == 1
-    # Those, and the SDK's two start-up lines.
-    assert len(result.stderr.splitlines()) == 2 * LISTINGS + 2
+    assert "Skipping parse of env var settings" not in result.stderr
+    # Those, and the SDK's start-up line (name and versions).
+    assert len(result.stderr.splitlines()) == 2 * LISTINGS + 1
+    assert "tap-botpenguin v" in result.stderr.splitlines()[0]
 
 
 def test_a_faulty_run_still_shows_its_warnings(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -81,10 +81,14 @@ def test_the_hub_definition_is_generated_from_meltano_yml() -> None:
     assert grouped <= {s["name"] for s in definition["settings"]}
 
 
-def readme_meltano_commands() -> list[list[str]]:
-    """Every `meltano ...` command in the README's bash blocks, as arguments."""
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def readme_meltano_commands(documents: list[Path] = DOCUMENTS) -> list[list[str]]:
+    """Every `meltano ...` command in the bash blocks of the README and docs/, as arguments."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    text = "\n".join(document.read_text() for document in documents)
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
@@ -112,7 +116,7 @@ def test_the_readme_meltano_commands_exist_in_the_installed_meltano(
 
 
 def test_the_readme_shows_the_meltano_commands_users_need() -> None:
-    commands = [" ".join(c) for c in readme_meltano_commands()]
+    commands = [" ".join(c) for c in readme_meltano_commands([ROOT / "README.md"])]
     assert any(c.startswith("add tap-botpenguin --from-ref") for c in commands)
     assert any(c.startswith("config set tap-botpenguin ") for c in commands)
     assert any(c.startswith("run tap-botpenguin--mirror target-postgres") for c in commands)

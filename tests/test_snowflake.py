@@ -2,8 +2,8 @@
 
 No Snowflake is reachable from here and no emulator runs target-snowflake's stage loads
 (fakesnow lacks `COPY` with transforms), so nothing is loaded into one. What can be checked
-offline is: the target installs with the project, and the README's table of column names and
-types is exactly what its naming and type mapping make of our catalog.
+offline is: the target installs with the project, and the table of column names and
+types in docs/warehouses.md is exactly what its naming and type mapping make of our catalog.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def snowflake_table(tmp_path: Path) -> list[str]:
 
 def test_the_readme_table_is_what_target_snowflake_makes_of_the_catalog(tmp_path: Path) -> None:
     assert TARGET_PYTHON.exists(), "target-snowflake is not installed: run `meltano install`"
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/warehouses.md").read_text()
     block = re.search(
         r"<!-- snowflake-types:start -->\n(.*?)<!-- snowflake-types:end -->", readme, re.S
     )
-    assert block, "README.md lacks the Snowflake table"
+    assert block, "docs/warehouses.md lacks the Snowflake table"
 
     rows = snowflake_table(tmp_path)
 
