@@ -22,6 +22,7 @@ from singer_sdk.authenticators import (
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
@@ -377,6 +378,8 @@ class TapBotPenguin(Tap):
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test` runs before `invoke` (a click callback): the same lines and exit code."""
+        if value == CliTestOptionValue.Disabled.value:  # called on every run: not a test
+            return
         try:
             with cls._one_line_errors():
                 super().cb_test(ctx, param, value)
