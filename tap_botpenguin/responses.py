@@ -22,7 +22,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import REDACTED, BotPenguinError, redact
+from tap_botpenguin.errors import REDACTED, BotPenguinError, redact, redact_bytes
 
 LISTING_PATH = "/inbox/direct/chats"
 _AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
@@ -154,16 +154,14 @@ class ResponseReader:
 
     def _without_secrets(self, response: requests.Response) -> bytes:
         """The body, with any configured token replaced: a token never reaches a record."""
-        body = response.content
-        for secret in self.secrets:
-            if secret.encode() in body:
-                body = body.replace(secret.encode(), REDACTED.encode())
-                self.logger.warning(
-                    "%s: page %s contained an API token; it was replaced by %s",
-                    self.where(),
-                    page_of(response.request.url),
-                    REDACTED,
-                )
+        body, count = redact_bytes(response.content, self.secrets)
+        if count:
+            self.logger.warning(
+                "%s: page %s contained an API token; it was replaced by %s",
+                self.where(),
+                page_of(response.request.url),
+                REDACTED,
+            )
         return body
 
     def _decode_lenient(self, response: requests.Response, body: bytes) -> Any:
@@ -190,9 +188,9 @@ class ResponseReader:
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
             text = payload["message"]
         else:
-            text = response.content[:limit].decode("utf-8", errors="replace")
-        text = " ".join(text.split())[:limit]
-        return redact(text, self.secrets)
+            text = response.content.decode("utf-8", errors="replace")
+        # Redacted before it is cut: a token cut in half would no longer be recognised.
+        return " ".join(redact(text, self.secrets).split())[:limit]
 
     def describe(
         self, response: requests.Response, problem: str = "", code: int | None = None
