@@ -123,6 +123,8 @@ class ResponseReader:
         except _UNPARSABLE:
             payload = self._decode_lenient(response, body)
             scrub = True
+        if b"\\u" in body:
+            payload = self._without_escaped_secrets(response, payload)
         if not isinstance(payload, dict):
             raise MalformedPageError(
                 self.describe(response, "the body is not a JSON object"), response
@@ -156,13 +158,25 @@ class ResponseReader:
         """The body, with any configured token replaced: a token never reaches a record."""
         body, count = redact_bytes(response.content, self.secrets)
         if count:
-            self.logger.warning(
-                "%s: page %s contained an API token; it was replaced by %s",
-                self.where(),
-                page_of(response.request.url),
-                REDACTED,
-            )
+            self._token_replaced(response)
         return body
+
+    def _without_escaped_secrets(self, response: requests.Response, payload: Any) -> Any:
+        """A token spelled in JSON unicode escapes shows only once decoded: look again."""
+        text = json.dumps(payload, ensure_ascii=False).encode("utf-8", errors="surrogatepass")
+        clean, count = redact_bytes(text, self.secrets)
+        if not count:
+            return payload
+        self._token_replaced(response)
+        return json.loads(clean.decode("utf-8", errors="surrogatepass"))
+
+    def _token_replaced(self, response: requests.Response) -> None:
+        self.logger.warning(
+            "%s: page %s contained an API token; it was replaced by %s",
+            self.where(),
+            page_of(response.request.url),
+            REDACTED,
+        )
 
     def _decode_lenient(self, response: requests.Response, body: bytes) -> Any:
         """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""

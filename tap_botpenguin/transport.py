@@ -212,8 +212,9 @@ class ApiSession(requests.Session):
         request_url = resp.request.url or ""
         msg = (
             f"GET {urlsplit(request_url).path} page {page_of(request_url)} was redirected "
-            f"({status_text(resp.status_code)}) to {_base(where)}{parts.path}, another host than api_url: "
-            "the tap does not follow it, so the token was not sent there. If the API has "
+            f"({status_text(resp.status_code)}) to {_base(where)}{parts.path}, another host "
+            "than api_url: the tap does not follow it, so the token was not sent there. If the "
+            "API has "
             f"moved, set api_url to {_base(where)}."
         )
         raise BotPenguinError(redact(msg, self.secrets))

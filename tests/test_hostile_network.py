@@ -302,6 +302,23 @@ def test_no_form_of_the_token_reaches_any_output(
     assert "<redac<redacted>" not in result.stderr
 
 
+def test_a_token_spelled_in_json_escapes_never_reaches_a_record(
+    api: Sandbox, tmp_path: Path
+) -> None:
+    escaped = "".join(f"\\u{ord(c):04x}" for c in CANARY[:6]) + CANARY[6:]
+    record = '{"_id":"x1","status":"pasted ' + escaped + ' here"}'
+    body = '{"success":true,"data":[' + record + "]}"
+    api.inject(Fault("body", status=200, body=body.encode(), **PAGE_2))
+
+    result = run_cli(base_config(api, bot_token=CANARY, bots=BOTS), tmp_path)
+
+    assert result.exit_code == 0, result.stderr[-2000:]
+    [record] = [r for r in result.records["leads"] if r["_id"] == "x1"]
+    assert record["status"] == "pasted <redacted> here"
+    assert CANARY not in result.stdout + result.stderr
+    assert "contained an API token" in result.stderr
+
+
 def test_a_one_letter_secret_does_not_shred_messages() -> None:
     """Short secrets (only possible in config the tap refuses) are matched as whole words."""
     line = (
