@@ -180,16 +180,11 @@ class ApiSession(requests.Session):
         _WATCHDOG.start(deadline)
         try:
             response = super().send(request, **kwargs)
-            if deadline.expired:  # what arrived before the socket was shut is not the answer
-                response.close()
-                raise requests.ReadTimeout(f"no complete answer within {timeout:g} s")
-            return response
         except requests.TooManyRedirects:
             url = request.url or ""
             msg = (
-                f"GET {urlsplit(url).path} page {page_of(url)} was redirected "
-                f"more than {MAX_REDIRECTS} times within {_base(request.url or '')} (a redirect "
-                "loop): check api_url."
+                f"GET {urlsplit(url).path} page {page_of(url)} was redirected more than "
+                f"{MAX_REDIRECTS} times within {_base(url)} (a redirect loop): check api_url."
             )
             raise BotPenguinError(redact(msg, self.secrets)) from None
         except Exception as exc:
@@ -200,6 +195,11 @@ class ApiSession(requests.Session):
         finally:
             _WATCHDOG.finish(deadline)
             _current.deadline = None
+        if deadline.expired:  # what arrived before the socket was shut is not the answer
+            response.close()
+            msg = f"no complete answer within {timeout:g} s"
+            raise requests.ReadTimeout(msg, request=request)
+        return response
 
     @override
     def get_redirect_target(self, resp: requests.Response) -> str | None:
@@ -214,8 +214,7 @@ class ApiSession(requests.Session):
             f"GET {urlsplit(request_url).path} page {page_of(request_url)} was redirected "
             f"({status_text(resp.status_code)}) to {_base(where)}{parts.path}, another host "
             "than api_url: the tap does not follow it, so the token was not sent there. If the "
-            "API has "
-            f"moved, set api_url to {_base(where)}."
+            f"API has moved, set api_url to {_base(where)}."
         )
         raise BotPenguinError(redact(msg, self.secrets))
 
