@@ -334,6 +334,25 @@ def test_a_one_letter_secret_does_not_shred_messages() -> None:
     )
 
 
+def test_every_spelling_is_replaced_in_one_pass() -> None:
+    pasted = f"{ODD_CANARY}\n"
+    header_error = ValueError(f"Invalid header value {pasted.encode()!r}")
+    spellings = [
+        *_forms(ODD_CANARY),
+        *_forms(pasted),
+        str(header_error),
+        repr(header_error),  # the repr of a repr: escapes doubled
+        repr({"x-bot-token": pasted.encode()}),
+    ]
+    for spelling in spellings:
+        clean = redact(f"before {spelling} after", [pasted])
+        assert "canary" not in clean, spelling
+        assert clean.startswith("before ")
+        assert clean.endswith(" after")
+    # A single pass: a secret that is part of the marker does not rewrite the marker.
+    assert redact("x tok-abcdefgh y", ["tok-abcdefgh", "redacted"]) == "x <redacted> y"
+
+
 # --- through Meltano ---------------------------------------------------------------------
 def test_meltano_run_with_a_pasted_token_stops_at_a_redirect_without_sending_it(
     api: Sandbox, elsewhere: Sandbox, tmp_path: Path
