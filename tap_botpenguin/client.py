@@ -7,7 +7,6 @@ by `sanitize`). Retries and waits follow `retries`; every attempt passes the tok
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from tap_botpenguin.scan import ScanHistory, ScanRun, plan_scan
 from tap_botpenguin.schema_stream import EvolvingStream
 from tap_botpenguin.schemas import CHAT_SCHEMA
 from tap_botpenguin.throttle import RateLimiter
+from tap_botpenguin.transport import api_session
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -98,7 +98,8 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         self._bot_key = snake_case("botId") if self._snake_case else "botId"
         if self._snake_case:
             self.replication_key = snake_case(self.replication_key)
-        self._requests_session = self._session_for(self.url_base)
+        # Only to api_url's host, each request within request_timeout (see `transport`).
+        self._requests_session = api_session(self.url_base, tap.secrets)
         self._reader = ResponseReader(
             self.logger, self.where, tap.secrets, str(self.config["auth_method"])
         )
@@ -106,22 +107,6 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         self._read: BotRead | None = None
         #: Every listing of this run ended where it surely ends (see `_activate_version`).
         self._complete = True
-
-    @staticmethod
-    def _session_for(url: str) -> requests.Session:
-        """A session that reads proxy and CA settings from the environment once, not per request.
-
-        With `trust_env`, requests rescans the environment three times per request: 10% of a
-        51k-record sync (1.17 s -> 1.05 s). Every request goes to one host, so resolving
-        HTTP(S)_PROXY / NO_PROXY and REQUESTS_CA_BUNDLE up front changes nothing else.
-        """
-        session = requests.Session()
-        session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(url)
-        session.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
-        return session
 
     @property
     def read(self) -> BotRead:

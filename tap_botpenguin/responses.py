@@ -22,7 +22,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import REDACTED, BotPenguinError, redact
+from tap_botpenguin.errors import REDACTED, BotPenguinError, redact, redact_bytes
 
 LISTING_PATH = "/inbox/direct/chats"
 _AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
@@ -123,6 +123,8 @@ class ResponseReader:
         except _UNPARSABLE:
             payload = self._decode_lenient(response, body)
             scrub = True
+        if b"\\u" in body:
+            payload = self._without_escaped_secrets(response, payload)
         if not isinstance(payload, dict):
             raise MalformedPageError(
                 self.describe(response, "the body is not a JSON object"), response
@@ -154,17 +156,27 @@ class ResponseReader:
 
     def _without_secrets(self, response: requests.Response) -> bytes:
         """The body, with any configured token replaced: a token never reaches a record."""
-        body = response.content
-        for secret in self.secrets:
-            if secret.encode() in body:
-                body = body.replace(secret.encode(), REDACTED.encode())
-                self.logger.warning(
-                    "%s: page %s contained an API token; it was replaced by %s",
-                    self.where(),
-                    page_of(response.request.url),
-                    REDACTED,
-                )
+        body, count = redact_bytes(response.content, self.secrets)
+        if count:
+            self._token_replaced(response)
         return body
+
+    def _without_escaped_secrets(self, response: requests.Response, payload: Any) -> Any:
+        """A token spelled in JSON unicode escapes shows only once decoded: look again."""
+        text = json.dumps(payload, ensure_ascii=False).encode("utf-8", errors="surrogatepass")
+        clean, count = redact_bytes(text, self.secrets)
+        if not count:
+            return payload
+        self._token_replaced(response)
+        return json.loads(clean.decode("utf-8", errors="surrogatepass"))
+
+    def _token_replaced(self, response: requests.Response) -> None:
+        self.logger.warning(
+            "%s: page %s contained an API token; it was replaced by %s",
+            self.where(),
+            page_of(response.request.url),
+            REDACTED,
+        )
 
     def _decode_lenient(self, response: requests.Response, body: bytes) -> Any:
         """What msgspec refuses but is still JSON: invalid UTF-8, lone surrogate escapes."""
@@ -190,9 +202,9 @@ class ResponseReader:
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
             text = payload["message"]
         else:
-            text = response.content[:limit].decode("utf-8", errors="replace")
-        text = " ".join(text.split())[:limit]
-        return redact(text, self.secrets)
+            text = response.content.decode("utf-8", errors="replace")
+        # Redacted before it is cut: a token cut in half would no longer be recognised.
+        return " ".join(redact(text, self.secrets).split())[:limit]
 
     def describe(
         self, response: requests.Response, problem: str = "", code: int | None = None

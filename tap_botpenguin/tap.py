@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlparse
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -25,6 +24,7 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_botpenguin import streams
+from tap_botpenguin.checks import api_url_problems, token_problems, trim_pasted_values
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
 from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
 from tap_botpenguin.listing import PageSizes
@@ -87,6 +87,8 @@ class TapBotPenguin(Tap):
     message_writer_class = MsgSpecWriter
     #: The window `requests_per_minute` applies to (tests shorten it).
     rate_window_seconds: ClassVar[float] = 60.0
+    #: Tokens as configured, before `trim_pasted_values` (redacted like the trimmed ones).
+    _pasted_tokens: tuple[str, ...] = ()
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -94,7 +96,10 @@ class TapBotPenguin(Tap):
             th.StringType,
             secret=True,
             title="Bot token",
-            description="The API token. Required unless every entry of `bots` has its own.",
+            description=(
+                "The API token. Required unless every entry of `bots` has its own. Spaces and "
+                "line breaks around it (a pasted line, a secret file) are removed."
+            ),
         ),
         th.Property(
             "auth_method",
@@ -115,10 +120,15 @@ class TapBotPenguin(Tap):
             description=(
                 "`customerId` query parameter (from the bot's page URL "
                 "`https://page.botpenguin.com/<botId>/<customerId>`). Required unless every "
-                "entry of `bots` has its own."
+                "entry of `bots` has its own. Surrounding spaces and line breaks are removed."
             ),
         ),
-        th.Property("bot_id", th.StringType, title="Bot ID", description="One bot to extract."),
+        th.Property(
+            "bot_id",
+            th.StringType,
+            title="Bot ID",
+            description="One bot to extract. Surrounding spaces and line breaks are removed.",
+        ),
         th.Property(
             "bots",
             th.ArrayType(
@@ -136,7 +146,8 @@ class TapBotPenguin(Tap):
             description=(
                 "Several bots in one run: `[{bot_id, bot_token?, customer_id?}]`. Entries "
                 "without a token or customer use `bot_token` / `customer_id`. At least one of "
-                "`bot_id` and `bots` is required."
+                "`bot_id` and `bots` is required. Surrounding spaces and line breaks are removed "
+                "from each value."
             ),
         ),
         th.Property(
@@ -144,7 +155,11 @@ class TapBotPenguin(Tap):
             th.StringType,
             default=DEFAULT_API_URL,
             title="API URL",
-            description="Base URL of the API (tests and the sandbox point it at 127.0.0.1).",
+            description=(
+                "Base URL of the API. Must be `https://` (plain `http://` only for loopback: "
+                "127.0.0.0/8, ::1, localhost, where the sandbox runs). Redirects to another "
+                "host are not followed: the run stops and names where the API points."
+            ),
         ),
         th.Property(
             "start_date",
@@ -167,7 +182,10 @@ class TapBotPenguin(Tap):
             th.NumberType(exclusive_minimum=0),
             default=60,
             title="Request timeout",
-            description="Seconds to wait for each response before retrying.",
+            description=(
+                "Seconds one request may take in total (connect, headers and the whole body) "
+                "before it is cut off and retried; a slowly trickling answer is cut too."
+            ),
         ),
         th.Property(
             "max_retries",
@@ -270,7 +288,7 @@ class TapBotPenguin(Tap):
     @cached_property
     def secrets(self) -> list[str]:
         """Every token in the config (even a mistyped one), for redaction."""
-        tokens = [self.config.get("bot_token")]
+        tokens: list[Any] = [self.config.get("bot_token"), *self._pasted_tokens]
         tokens += [
             bot.get("bot_token") for bot in self.config.get("bots") or [] if isinstance(bot, dict)
         ]
@@ -313,6 +331,7 @@ class TapBotPenguin(Tap):
         # The SDK's only config hook: add the rules JSON Schema cannot say clearly, and make
         # sure no message echoes a token (jsonschema quotes offending values).
         self._coerce_env_numbers()
+        self._pasted_tokens = trim_pasted_values(self._config)
         errors = super()._validate_config(raise_errors=False) + self._setting_problems()
         errors = [redact(error, self.secrets) for error in errors]
         if errors and raise_errors:
@@ -347,9 +366,8 @@ class TapBotPenguin(Tap):
             problems.append(
                 "`customer_id` is required (or give every entry of `bots` its own `customer_id`)."
             )
-        url = urlparse(str(config.get("api_url", "")))
-        if url.scheme not in {"http", "https"} or not url.netloc:
-            problems.append(f"`api_url` must be an http(s) URL, got {config.get('api_url')!r}.")
+        problems += token_problems(config)
+        problems += api_url_problems(config.get("api_url"))
         start_date = config.get("start_date")
         if start_date is not None and parse_datetime(start_date) is None:
             problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")

@@ -284,8 +284,9 @@ def test_deselected_properties_are_left_out(sandbox: Sandbox) -> None:
 
 
 def test_proxy_settings_from_the_environment_are_honoured(sandbox: Sandbox, tmp_path: Path) -> None:
-    """The session resolves HTTP_PROXY once; here the sandbox is the proxy for a fake host."""
-    config = base_config(sandbox, api_url="http://api.botpenguin.invalid")
+    """The session resolves HTTP_PROXY once; here the sandbox is the proxy for an address
+    nothing listens on (loopback: plain http:// is refused for any other host)."""
+    config = base_config(sandbox, api_url="http://127.0.0.3:1")
 
     result = run_cli(config, tmp_path, env={"HTTP_PROXY": sandbox.url, "NO_PROXY": ""})
 

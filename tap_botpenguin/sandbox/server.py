@@ -13,6 +13,7 @@ Tests, the demo and the benchmarks drive it in-process (`Sandbox`), or from the 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import socket
@@ -50,6 +51,8 @@ class Fault:
       hang         wait `delay` seconds before answering normally
       ignore_page  answer page 1 whatever page was asked
       data         the envelope's `data` is `transform(records of the page)`
+      redirect     HTTP `status` (a 3xx) pointing to `location` + the request's path and query
+      trickle      the normal answer (status line and headers too), one byte every `delay` s
     """
 
     kind: str
@@ -64,6 +67,7 @@ class Fault:
     body: bytes = b""
     delay: float = 0.0
     transform: Callable[[list[Record]], Any] | None = None
+    location: str = ""
 
     def matches(self, params: dict[str, str]) -> bool:
         """Whether this fault applies to a request with these query parameters."""
@@ -332,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "hang":
             sandbox._stopping.wait(fault.delay)
             return False
+        elif fault.kind == "redirect":
+            self._reply(received, fault.status, b"", {"Location": fault.location + self.path})
         elif problem is not None:
             return False
         elif fault.kind == "truncated":
@@ -344,6 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
+        elif fault.kind == "trickle":
+            status, body = sandbox.answer(params["botId"], params["type"], int(params["page"]))
+            self._trickle(received, status, body, fault.delay)
         elif fault.kind == "ignore_page":
             self._reply(received, *sandbox.answer(params["botId"], params["type"], 1))
         elif fault.kind == "data":
@@ -355,6 +364,19 @@ class _Handler(BaseHTTPRequestHandler):
             msg = f"unknown fault kind {fault.kind!r}"
             raise ValueError(msg)
         return True
+
+    def _trickle(self, received: ReceivedRequest, status: int, body: bytes, delay: float) -> None:
+        """Answer as `_reply` would, one byte at a time (a slow proxy, a hostile server)."""
+        out, buffer = self.wfile, io.BytesIO()
+        self.wfile = buffer
+        self._reply(received, status, body)
+        self.wfile = out
+        for byte in buffer.getvalue():
+            if self.sandbox._stopping.wait(delay):
+                break
+            out.write(bytes([byte]))
+            out.flush()
+        self.close_connection = True
 
     def _reply(
         self,
