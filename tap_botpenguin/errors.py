@@ -21,6 +21,19 @@ class ConfigError(BotPenguinError):
     """Settings that are missing or contradict each other."""
 
 
+class ListingError(BotPenguinError):
+    """A request of one bot's listing failed for good: the run sets that listing aside.
+
+    `status` is the HTTP (or envelope) status that failed it, None when no answer came at
+    all (connection refused or reset, timeouts); `page` the page it asked for.
+    """
+
+    def __init__(self, message: str, *, status: int | None, page: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.page = page
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret (and any `Bearer <...>` credential) in `text`."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):

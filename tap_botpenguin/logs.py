@@ -8,7 +8,9 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
   that is how this tap works by design (a bot's bookmark is committed once its listing has
   been read; an interrupted run resumes from the previous one), nothing to act on;
 - `backoff`'s "Backing off ..." and "Giving up ...", which the tap's own "retrying in N s"
-  warning and final one-line error say better.
+  warning and final one-line error say better;
+- "An unhandled error occurred while syncing ...", when the error is one the tap explains in
+  its own one line (a `BotPenguinError`); other errors keep it, with their traceback.
 `TAP_BOTPENGUIN_LOGLEVEL=debug` (or `meltano --log-level=debug`) brings all of them back.
 Warnings are kept for what a person should act on.
 """
@@ -16,6 +18,9 @@ Warnings are kept for what a person should act on.
 from __future__ import annotations
 
 import logging
+import sys
+
+from tap_botpenguin.errors import BotPenguinError
 
 _ROUTINE = (
     "Beginning sync of ",
@@ -27,6 +32,7 @@ _ROUTINE = (
     "Backing off ",
     "Giving up ",
 )
+_SYNC_FAILED = "An unhandled error occurred while syncing "
 
 
 class RoutineToDebug(logging.Filter):
@@ -34,7 +40,11 @@ class RoutineToDebug(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Demote a routine line; keep everything else as it is."""
-        if record.levelno > logging.DEBUG and str(record.msg).startswith(_ROUTINE):
+        message = str(record.msg)
+        explained = message.startswith(_SYNC_FAILED) and isinstance(
+            sys.exc_info()[1], BotPenguinError
+        )
+        if record.levelno > logging.DEBUG and (message.startswith(_ROUTINE) or explained):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True

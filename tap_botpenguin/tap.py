@@ -25,6 +25,7 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_botpenguin import streams
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
+from tap_botpenguin.failures import Failures
 from tap_botpenguin.listing import PageSizes
 from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
 from tap_botpenguin.sanitize import parse_datetime, utc_iso
@@ -281,6 +282,11 @@ class TapBotPenguin(Tap):
             )
         return resolved
 
+    @cached_property
+    def failures(self) -> Failures:
+        """What the run heard from the API, and the listings it set aside (see `failures`)."""
+        return Failures([bot.token for bot in self.bots])
+
     def bot_settings(self, bot_id: str) -> BotSettings:
         """The settings of one configured bot."""
         for bot in self.bots:
@@ -346,6 +352,15 @@ class TapBotPenguin(Tap):
         quiet_metrics(self.metrics_logger)
         quiet_routine_lines(logging.getLogger("singer_sdk"))
 
+    def stream_closed(self, stream: Stream) -> None:
+        """Once the last stream closed, fail if listings were set aside (one line each).
+
+        `sync_all` is final in the SDK; its last act is each stream's `log_sync_costs`.
+        """
+        error = self.failures.error()
+        if error is not None and stream is list(self.streams.values())[-1]:
+            raise error
+
     @override
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
@@ -353,5 +368,6 @@ class TapBotPenguin(Tap):
         try:
             super().invoke(*args, **kwargs)
         except BotPenguinError as exc:
-            cls.logger.error("%s", exc)  # messages are redacted where they are built
+            for line in str(exc).splitlines():  # one line per listing set aside
+                cls.logger.error("%s", line)  # messages are redacted where they are built
             raise SystemExit(1) from None
