@@ -90,7 +90,8 @@ class Sandbox(Inboxes):
 
     `order` is how listings are sorted (see `inbox.ORDERS`); `past_end` is what the API
     answers past the last page (see `PAST_END`); `rate_limit` requests per `rate_window`
-    seconds and token are allowed before a 429 (None: no limit). `before_request` is called
+    seconds and token are allowed before a 429 (None: no limit); `latency` seconds pass before
+    each listing request is answered. `before_request` is called
     (with the sandbox) before each listing request is answered: it lets a test change the
     inbox while a sync is running, as a live inbox does. A request for a page more than
     `page_bound` pages past a listing's last page is what a tap that never ends a listing
@@ -111,6 +112,7 @@ class Sandbox(Inboxes):
         port: int = 0,
         before_request: Callable[[Sandbox], None] | None = None,
         page_bound: int = PAGE_BOUND,
+        latency: float = 0.0,
     ) -> None:
         super().__init__(default_bots() if bots is None else bots, order, page_size)
         if past_end not in PAST_END:
@@ -123,6 +125,8 @@ class Sandbox(Inboxes):
         self.port = port
         self.before_request = before_request
         self.page_bound = page_bound
+        #: Seconds every listing request waits before it is answered (a slow API).
+        self.latency = latency
         self.faults: list[Fault] = []
         self.requests: list[ReceivedRequest] = []
         self._served_at: dict[str, deque[float]] = defaultdict(deque)
@@ -278,6 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _envelope(None, success=False, message="Not Found", code=404),
             )
             return
+        if sandbox.latency:
+            sandbox._stopping.wait(sandbox.latency)
         if sandbox.before_request is not None:
             sandbox.before_request(sandbox)
         with sandbox._lock:
