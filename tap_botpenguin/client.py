@@ -189,7 +189,7 @@ class BotPenguinStream(RetryingStream):
     @override
     def validate_response(self, response: requests.Response) -> None:
         """Classify and decode the body, once; `parse_response` reuses the result."""
-        self._tap.failures.answered = True
+        self._tap.failures.answers += 1
         self._decoded = (response, self._reader.read(response))
 
     @override

@@ -10,6 +10,9 @@ set aside, so a scheduler alerts.
 A failure that concerns every bot stops the run at once instead, with its one line:
 - no request of this run has had an HTTP answer, and this one got none either (connection
   refused, reset or timed out on every attempt): `api_url` is unreachable;
+- a listing got no answer, the previous listing set aside got none either, and no request
+  has been answered in between: the API stopped answering (rather than spending the retries
+  of every remaining listing on it);
 - a 401 on page 1 before any page of the run was read, with a token every configured bot
   uses: the shared token is rejected, and every other bot would be refused the same way
   (a 403 says the token may not read *this* bot, so only that bot is set aside).
@@ -42,16 +45,18 @@ class Failures:
     """
 
     tokens: list[str] = field(repr=False)
-    #: Some request of this run got an HTTP answer (any status).
-    answered: bool = False
+    #: Requests of this run that got an HTTP answer (any status).
+    answers: int = 0
     #: Some page of this run was read (a 2xx with the documented envelope).
     read_a_page: bool = False
     lines: list[str] = field(default_factory=list)
+    #: `answers` when the last listing set aside without an answer was; None: none was.
+    _silent_at: int | None = None
 
     def concerns_every_bot(self, error: ListingError, token: str) -> bool:
         """Whether `error` (of a bot using `token`) is a misconfiguration of the whole run."""
         if error.status is None:
-            return not self.answered
+            return self.answers in (0, self._silent_at)  # never answered, or not since
         return (
             error.status == HTTPStatus.UNAUTHORIZED
             and error.page == 1
@@ -64,10 +69,10 @@ class Failures:
     ) -> None:
         """Remember a failed listing for the run's closing lines, or stop the run at once."""
         if self.concerns_every_bot(error, token):
-            if error.status is None:
-                msg = f"{error} No request of this run got an answer: check api_url."
-                raise BotPenguinError(msg) from error
-            raise error
+            # The listings set aside before, then why the run stops: one line each.
+            raise BotPenguinError("\n".join([*self.lines, self._stop_line(error)])) from error
+        if error.status is None:
+            self._silent_at = self.answers
         self.lines.append(f"{stream} (bot {bot_id}) set aside, its state unchanged: {error}")
         logger.warning(
             "%s (bot %s): set aside, its state unchanged; the other listings go on and the "
@@ -75,6 +80,16 @@ class Failures:
             stream,
             bot_id,
             error,
+        )
+
+    def _stop_line(self, error: ListingError) -> str:
+        if error.status is not None:
+            return str(error)
+        if self.answers == 0:
+            return f"{error} No request of this run got an answer: check api_url."
+        return (
+            f"{error} The API stopped answering: no request got an answer since the previous "
+            "listing failed the same way; stopping."
         )
 
     def error(self) -> ListingsFailedError | None:

@@ -205,3 +205,22 @@ def test_an_unreachable_api_url_stops_the_run_at_once(tmp_path: Path) -> None:
     assert "No request of this run got an answer: check api_url." in errors[0]
     # Only the first listing was tried: one retry notice (2 attempts), not one per listing.
     assert result.stderr.count("retrying in") == 1
+
+
+def test_an_api_that_stops_answering_mid_run_stops_the_run(tmp_path: Path) -> None:
+    """The first bot is read; then nothing answers: the second bot is set aside, and at the
+    third, with still no answer since, the run stops instead of retrying every listing."""
+    with Sandbox() as sandbox:
+        for bot_id in (WHATSAPP_BOT, QUIET_BOT):
+            sandbox.inject(Fault("reset", times=None, bot_id=bot_id))
+
+        result = run_cli(base_config(sandbox, max_retries=2), tmp_path, timeout=60)
+
+        assert result.exit_code == 1
+        errors = _errors(result)
+        assert len(errors) == 2, result.stderr
+        assert f"chats (bot {WHATSAPP_BOT}) set aside, its state unchanged" in errors[0]
+        assert f"for chats (bot {QUIET_BOT}) failed: ConnectionError" in errors[1]
+        assert "The API stopped answering" in errors[1]
+        assert _emitted(result, "chats", WEBSITE_BOT) == _listing(sandbox, "chats", WEBSITE_BOT)
+        assert {r.params["type"] for r in sandbox.listing_requests()} == {"non-lead"}
