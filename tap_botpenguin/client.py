@@ -310,6 +310,7 @@ class BotPenguinStream(RetryingStream):
             ).save(partition)
         progress.overlaps = listing.overlaps
         progress.finish("set aside" if failed else scan.outcome(history, listing.pages))
+        self._tap.totals.add(progress, set_aside=failed)
         self._complete = self._complete and not (failed or listing.maybe_truncated)
         if self._stream_version is not None and context == self.partitions[-1]:
             self._activate_version()

@@ -28,6 +28,7 @@ from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
 from tap_botpenguin.failures import Failures
 from tap_botpenguin.listing import PageSizes
 from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.progress import RunTotals
 from tap_botpenguin.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.scan import SCAN_MODES, SCAN_STATE_KEY
 from tap_botpenguin.throttle import RateLimiter
@@ -345,6 +346,8 @@ class TapBotPenguin(Tap):
     # --- running ---------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: What every listing of the run did, for its last line.
+        self.totals = RunTotals()
         # Defence in depth: whatever a library logs, no handler prints a configured token.
         redacting = RedactingFilter(self.secrets)
         for handler in logging.getLogger().handlers:
@@ -353,12 +356,15 @@ class TapBotPenguin(Tap):
         quiet_routine_lines(logging.getLogger("singer_sdk"))
 
     def stream_closed(self, stream: Stream) -> None:
-        """Once the last stream closed, fail if listings were set aside (one line each).
+        """Once the last stream closed: the run total, and fail if listings were set aside.
 
         `sync_all` is final in the SDK; its last act is each stream's `log_sync_costs`.
         """
+        if stream is not list(self.streams.values())[-1]:
+            return
+        self.totals.report(self.logger)
         error = self.failures.error()
-        if error is not None and stream is list(self.streams.values())[-1]:
+        if error is not None:
             raise error
 
     @override

@@ -104,6 +104,7 @@ def test_a_bot_refused_is_set_aside_and_every_other_bot_completes(
             assert f"{stream} (bot {failing}) set aside, its state unchanged" in line
             assert status in line
         assert "Traceback" not in result.stderr
+        assert "| run total: 6 listings (2 set aside); " in result.stderr
         # Refused answers are not retried: one request per listing of the failed bot.
         refused = [r for r in sandbox.listing_requests() if r.params["botId"] == failing]
         assert len(refused) == 2
