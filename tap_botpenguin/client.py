@@ -21,7 +21,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 
-from tap_botpenguin.errors import BotPenguinError
+from tap_botpenguin.errors import BotPenguinError, ListingError
 from tap_botpenguin.listing import Listing, ListingPaginator
 from tap_botpenguin.logs import quiet_routine_lines
 from tap_botpenguin.naming import snake_case, snake_case_record
@@ -173,6 +173,7 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
     @override
     def validate_response(self, response: requests.Response) -> None:
         """Classify and decode the body, once; `parse_response` reuses the result."""
+        self._tap.failures.answers += 1
         self._decoded = (response, self._reader.read(response))
 
     @override
@@ -187,6 +188,7 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         else:  # not reached through `_request`; decode here
             page = self._reader.read(response)
         self._decoded = None
+        self._tap.failures.read_a_page = True
         self._undocumented.inspect_page(page.records)
         sanitizer = self._undocumented.sanitizer
         repaired = sanitizer.sanitize_page(page.records, scrub_strings=page.scrub_strings)
@@ -237,6 +239,11 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         return utc_iso(moment) if moment else None
 
     @override
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        self._tap.stream_closed(self)  # the end of the run: fails if listings were set aside
+
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Read one bot's listing as its scan plan says; keep records from the plan's floor."""
         assert context is not None, "streams are always partitioned by bot"
@@ -266,14 +273,19 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         scan = ScanRun(plan, where, self.logger)
         self._read = BotRead(bot, listing, scan, progress)
         self.logger.info("%s bot %s: %s", self.name, bot.bot_id, plan.describe())
-        for record in super().get_records(context):
-            updated = record.get("updatedAt")
-            # Records without a readable `updatedAt` cannot be filtered safely: kept.
-            if plan.floor is not None and isinstance(updated, str) and updated < plan.floor:
-                continue
-            progress.records_emitted += 1
-            yield record
-        if listing.unconfirmed:
+        failed = False
+        try:
+            for record in super().get_records(context):
+                updated = record.get("updatedAt")
+                # Records without a readable `updatedAt` cannot be filtered safely: kept.
+                if plan.floor is not None and isinstance(updated, str) and updated < plan.floor:
+                    continue
+                progress.records_emitted += 1
+                yield record
+        except ListingError as error:
+            self._tap.failures.set_aside(self.name, bot.bot_id, bot.token, error, self.logger)
+            failed = True
+        if failed or listing.unconfirmed:
             self._keep_bookmark(partition)
         else:
             scan.finish(
@@ -283,8 +295,9 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
                 page_size=self._tap.page_sizes.size,
             ).save(partition)
         progress.overlaps = listing.overlaps
-        progress.finish(scan.outcome(history, listing.pages))
-        self._complete = self._complete and not listing.maybe_truncated
+        progress.finish("set aside" if failed else scan.outcome(history, listing.pages))
+        self._tap.totals.add(progress, set_aside=failed)
+        self._complete = self._complete and not (failed or listing.maybe_truncated)
         if self._stream_version is not None and context == self.partitions[-1]:
             self._activate_version()
 

@@ -85,6 +85,19 @@ def _replace(match: re.Match[str]) -> str:
     return (match.groupdict().get("bearer") or "") + REDACTED
 
 
+class ListingError(BotPenguinError):
+    """A request of one bot's listing failed for good: the run sets that listing aside.
+
+    `status` is the HTTP (or envelope) status that failed it, None when no answer came at
+    all (connection refused or reset, timeouts); `page` the page it asked for.
+    """
+
+    def __init__(self, message: str, *, status: int | None, page: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.page = page
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every spelling of every secret (and any `Bearer <...>` credential) in `text`."""
     return _pattern(frozenset(s for s in secrets if s.strip())).sub(_replace, text)

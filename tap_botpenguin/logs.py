@@ -9,13 +9,13 @@ At the default log level the SDK's routine lines are DEBUG lines instead:
   that is how this tap works by design (a bot's bookmark is committed once its listing has
   been read; an interrupted run resumes from the previous one), nothing to act on;
 - `backoff`'s "Backing off ..." and "Giving up ...", which the tap's own "retrying in N s"
-  warning and final one-line error say better.
+  warning and final one-line error say better;
+- "An unhandled error occurred while syncing ...", when the error is one the tap explains in
+  its own one line (a `BotPenguinError`), or no error at all: `--test` (the SDK's connection
+  test) stops each stream after one record by raising its own signal. Other errors keep it,
+  with their traceback.
 `TAP_BOTPENGUIN_LOGLEVEL=debug` (or `meltano --log-level=debug`) brings all of them back.
 Warnings are kept for what a person should act on.
-
-`--test` (the SDK's connection test) stops each stream after one record by raising its own
-signal, which the SDK's stream then logs as "An unhandled error occurred while syncing": that
-line is dropped when the "error" is that stop, and kept for every real one.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import logging
 import sys
 
 from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
+
+from tap_botpenguin.errors import BotPenguinError
 
 _ROUTINE = (
     "Beginning sync of ",
@@ -37,6 +39,15 @@ _ROUTINE = (
     "Backing off ",
     "Giving up ",
 )
+_SYNC_FAILED = "An unhandled error occurred while syncing "
+
+
+def _explained(error: BaseException | None) -> bool:
+    """Whether a sync failure the SDK logs is no news: --test's stop, or one the tap explains."""
+    dry_run_stop = isinstance(error, AbortedSyncExceptionBase) and isinstance(
+        error.__cause__, MaxRecordsLimitException
+    )
+    return dry_run_stop or isinstance(error, BotPenguinError)
 
 
 class RoutineToDebug(logging.Filter):
@@ -44,7 +55,9 @@ class RoutineToDebug(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Demote a routine line; keep everything else as it is."""
-        if record.levelno > logging.DEBUG and str(record.msg).startswith(_ROUTINE):
+        message = str(record.msg)
+        explained = message.startswith(_SYNC_FAILED) and _explained(sys.exc_info()[1])
+        if record.levelno > logging.DEBUG and (message.startswith(_ROUTINE) or explained):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
@@ -64,22 +77,3 @@ def quiet_metrics(metrics_logger: logging.Logger) -> None:
     """METRIC lines only when the plugin's log level is DEBUG."""
     if metrics_logger.level > logging.DEBUG:
         metrics_logger.setLevel(logging.WARNING)
-
-
-class DryRunStopIsNoError(logging.Filter):
-    """Drops the SDK's error line for its own stop after N records (`--test`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but that line while the record limit's signal is being handled."""
-        if not str(record.msg).startswith("An unhandled error occurred while syncing"):
-            return True
-        # Logged from inside the SDK's `except` block, so the signal is the current exception.
-        signal = sys.exc_info()[1]
-        return not (
-            isinstance(signal, AbortedSyncExceptionBase)
-            and isinstance(signal.__cause__, MaxRecordsLimitException)
-        )
-
-
-#: One instance, so that adding it to a handler again (every tap in a process) is a no-op.
-DRY_RUN_STOP_IS_NO_ERROR = DryRunStopIsNoError()

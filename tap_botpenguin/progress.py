@@ -2,7 +2,7 @@
 
 Per bot and stream: a periodic `progress` line while it runs, and one closing `done` line with
 what kind of read it was, pages, records read and emitted, requests, time spent waiting (rate
-limit and `Retry-After`) and duration.
+limit and `Retry-After`) and duration. At the end of the run, one `run total` line.
 """
 
 from __future__ import annotations
@@ -83,3 +83,34 @@ class Progress:
         self.waited += seconds
         if seconds >= 1.0:
             self.logger.info("%s: waiting %.1f s for %s", self.label, seconds, reason)
+
+
+class RunTotals:
+    """Every listing's closing counts added up, for the run's last line."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.listings = self.set_aside = self.records_emitted = self.requests = 0
+        self.waited = 0.0
+        self._started = clock()
+
+    def add(self, progress: Progress, *, set_aside: bool) -> None:
+        """A listing is done (read, or set aside after a failure)."""
+        self.listings += 1
+        self.set_aside += set_aside
+        self.records_emitted += progress.records_emitted
+        self.requests += progress.requests
+        self.waited += progress.waited
+
+    def report(self, logger: logging.Logger) -> None:
+        """`run total: 6 listings (1 set aside); emitted ..., requests ..., took ...`."""
+        logger.info(
+            "run total: %d listings (%d set aside); emitted %d, requests %d, waited %.1f s, "
+            "took %.1f s",
+            self.listings,
+            self.set_aside,
+            self.records_emitted,
+            self.requests,
+            self.waited,
+            self.clock() - self._started,
+        )

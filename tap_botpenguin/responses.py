@@ -22,7 +22,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import REDACTED, BotPenguinError, redact, redact_bytes
+from tap_botpenguin.errors import REDACTED, ListingError, redact, redact_bytes
 
 LISTING_PATH = "/inbox/direct/chats"
 _AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})
@@ -219,8 +219,8 @@ class ResponseReader:
             + (f" ({problem})" if problem else "")
         )
 
-    def fatal(self, code: int, response: requests.Response) -> BotPenguinError:
-        """The error that stops the run, with what to check."""
+    def fatal(self, code: int, response: requests.Response) -> ListingError:
+        """The error that fails this listing, with what to check."""
         if code in _AUTH_CODES:
             hint = (
                 f"The token is missing, invalid or expired (auth_method={self.auth_method}). "
@@ -233,4 +233,8 @@ class ResponseReader:
             hint = "Check api_url and bot_id: the API found no listing there."
         else:
             hint = "This is not retried."
-        return BotPenguinError(f"{self.describe(response, code=code)}. {hint}")
+        return ListingError(
+            f"{self.describe(response, code=code)}. {hint}",
+            status=code,
+            page=page_number(response.request.url),
+        )

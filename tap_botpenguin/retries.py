@@ -19,9 +19,9 @@ import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import BotPenguinError, redact
+from tap_botpenguin.errors import BotPenguinError, ListingError, redact
 from tap_botpenguin.progress import Progress
-from tap_botpenguin.responses import json_or_none, page_of
+from tap_botpenguin.responses import json_or_none, page_number, page_of
 from tap_botpenguin.throttle import RateLimiter
 
 if sys.version_info >= (3, 12):
@@ -137,7 +137,12 @@ class RetryingStream(RESTStream[int]):
             except BotPenguinError:
                 raise
             except (RetriableAPIError, requests.RequestException, ConnectionError) as exc:
-                raise BotPenguinError(self._gave_up(exc, prepared)) from exc
+                response = getattr(exc, "response", None)
+                raise ListingError(
+                    self._gave_up(exc, prepared),
+                    status=None if response is None else response.status_code,
+                    page=page_number(prepared.url),
+                ) from exc
 
         return run
 

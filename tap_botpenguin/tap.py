@@ -27,8 +27,10 @@ from tap_botpenguin import streams
 from tap_botpenguin.checks import api_url_problems, token_problems, trim_pasted_values
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
 from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
+from tap_botpenguin.failures import Failures
 from tap_botpenguin.listing import PageSizes
-from tap_botpenguin.logs import DRY_RUN_STOP_IS_NO_ERROR, quiet_metrics, quiet_routine_lines
+from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.progress import RunTotals
 from tap_botpenguin.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.scan import SCAN_MODES, SCAN_STATE_KEY
 from tap_botpenguin.throttle import RateLimiter
@@ -318,6 +320,11 @@ class TapBotPenguin(Tap):
             )
         return resolved
 
+    @cached_property
+    def failures(self) -> Failures:
+        """What the run heard from the API, and the listings it set aside (see `failures`)."""
+        return Failures([bot.token for bot in self.bots])
+
     def bot_settings(self, bot_id: str) -> BotSettings:
         """The settings of one configured bot."""
         for bot in self.bots:
@@ -378,12 +385,34 @@ class TapBotPenguin(Tap):
         # Before the SDK's constructor, which logs one of the routine lines itself.
         quiet_routine_lines(logging.getLogger("singer_sdk"), self.logger)
         super().__init__(**kwargs)
+        #: What every listing of the run did, for its last line.
+        self.totals = RunTotals()
         # Defence in depth: whatever a library logs, no handler prints a configured token.
         redacting = RedactingFilter(self.secrets)
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
-            handler.addFilter(DRY_RUN_STOP_IS_NO_ERROR)
         quiet_metrics(self.metrics_logger)
+
+    def stream_closed(self, stream: Stream) -> None:
+        """Once the last stream closed: the run total, and fail if listings were set aside.
+
+        `sync_all` is final in the SDK; its last act is each stream's `log_sync_costs`.
+        """
+        if stream is not list(self.streams.values())[-1]:
+            return
+        self.totals.report(self.logger)
+        error = self.failures.error()
+        if error is not None:
+            raise error
+
+    @override
+    def run_connection_test(self) -> bool:
+        """`--test` fails like a sync when a listing was set aside (no `sync_all` to say so)."""
+        passed = super().run_connection_test()
+        error = self.failures.error()
+        if error is not None:
+            raise error
+        return passed
 
     @override
     @classmethod
@@ -415,5 +444,6 @@ class TapBotPenguin(Tap):
         try:
             yield
         except BotPenguinError as exc:
-            cls.logger.error("%s", exc)  # messages are redacted where they are built
+            for line in str(exc).splitlines():  # one line per listing set aside
+                cls.logger.error("%s", line)  # messages are redacted where they are built
             raise SystemExit(1) from None

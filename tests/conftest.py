@@ -26,6 +26,7 @@ import pytest
 from hypothesis import settings
 
 from tap_botpenguin.sandbox import (
+    PAGE_BOUND_MESSAGE,
     QUIET_BOT,
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,
@@ -141,6 +142,14 @@ def _parse(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.split("\n") if line.strip()]
 
 
+def fail_on_endless_listing(text: str) -> None:
+    """Fail by name when the sandbox refused a page far past a listing's end (`page_bound`):
+    the tap did not see the end of a listing, and would otherwise loop until a timeout."""
+    for line in text.splitlines():
+        if PAGE_BOUND_MESSAGE in line:
+            pytest.fail(f"a listing never ended: {line}", pytrace=False)
+
+
 def run_in_process(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
@@ -157,6 +166,7 @@ def run_in_process(
             error = exc
         buffer.flush()
     stdout = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    fail_on_endless_listing(str(error or ""))
     return SyncResult(_parse(stdout), error=error, stdout=stdout)
 
 
@@ -190,6 +200,7 @@ def run_cli(
         check=False,
         cwd=tmp_path,
     )
+    fail_on_endless_listing(done.stderr)
     messages = _parse(done.stdout) if not args else []
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
 

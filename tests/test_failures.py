@@ -228,14 +228,24 @@ def test_400_fails_at_once_with_the_api_message_and_a_hint(sandbox: Sandbox, fau
     message = str(result.error)
     assert "400 Bad Request: Invalid botId" in message
     assert "Check bot_id and customer_id" in message
-    assert len(sandbox.listing_requests()) == 1
+    # Not retried; the listing it concerns (the run's first) is set aside, the rest is read.
+    first = sandbox.listing_requests()[0]
+    assert message.startswith(f"chats (bot {WEBSITE_BOT}) set aside")
+    assert "\n" not in message
+    assert len([r for r in sandbox.listing_requests() if r.params == first.params]) == 1
+    emitted = {(r["botId"], r["_id"]) for r in result.records["leads"]}
+    assert emitted == set(sandbox.all_records("lead"))
 
 
 def test_a_real_400_from_a_wrong_customer_id(sandbox: Sandbox) -> None:
     result = run_in_process(base_config(sandbox, customer_id="0" * 24))
 
-    assert "400 Bad Request: Invalid botId or customerId" in str(result.error)
-    assert len(sandbox.listing_requests()) == 1
+    lines = str(result.error).splitlines()
+    # One line per bot and stream, each refused once, not retried; nothing emitted.
+    assert len(lines) == 6
+    assert all("400 Bad Request: Invalid botId or customerId" in line for line in lines)
+    assert [r.status for r in sandbox.listing_requests()] == [400] * 6
+    assert not result.records
 
 
 @pytest.mark.parametrize("auth_method", ["x-bot-token", "bearer"])
@@ -264,7 +274,14 @@ def test_403_and_envelope_401_are_auth_errors(sandbox: Sandbox, fault: Fault) ->
     result = run_in_process(base_config(sandbox))
 
     assert "missing, invalid or expired" in str(result.error)
-    assert len(sandbox.listing_requests()) == 1
+    first = sandbox.listing_requests()[0]
+    assert len([r for r in sandbox.listing_requests() if r.params == first.params]) == 1
+    if fault.kind == "envelope":  # a 401 for the token every bot uses: the run stops at once
+        assert len(sandbox.listing_requests()) == 1
+    else:  # a 403 refuses this bot only: the others are read
+        assert str(result.error).startswith(f"chats (bot {WEBSITE_BOT}) set aside")
+        emitted = {(r["botId"], r["_id"]) for r in result.records["leads"]}
+        assert emitted == set(sandbox.all_records("lead"))
 
 
 def test_cli_fails_with_exit_code_1_and_one_readable_line(sandbox: Sandbox, tmp_path: Path) -> None:

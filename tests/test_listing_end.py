@@ -156,7 +156,13 @@ def test_a_404_on_page_1_is_fatal_and_names_api_url(sandbox: Sandbox, fault: Fau
     assert "page 1" in message
     assert "404 Not Found" in message
     assert "Check api_url and bot_id" in message
-    assert len(sandbox.listing_requests()) == 1
+    # Not retried; the listing it concerns (the run's first) is set aside, the rest is read.
+    assert message.startswith(f"chats (bot {WEBSITE_BOT}) set aside")
+    assert "\n" not in message
+    first = sandbox.listing_requests()[0]
+    assert len([r for r in sandbox.listing_requests() if r.params == first.params]) == 1
+    leads = Counter((r["botId"], r["_id"]) for r in result.records["leads"])
+    assert leads == Counter(sandbox.all_records("lead").keys())
 
 
 def test_an_api_ignoring_page_in_the_first_listing_stops_once_a_page_size_is_known(

@@ -38,8 +38,14 @@ def test_a_healthy_run_prints_two_lines_per_bot_and_stream_and_no_warning(
             assert result.stderr.count(f"| {stream} bot {bot_id}: full scan (") == 1
             assert result.stderr.count(f"| done {stream} bot {bot_id}: full scan (") == 1
     assert "Skipping parse of env var settings" not in result.stderr
+    # One line for the whole run, last.
+    records = sum(len(records) for records in result.records.values())
+    requests = len(sandbox.listing_requests())
+    last = result.stderr.splitlines()[-1]
+    assert f"| run total: {LISTINGS} listings (0 set aside); emitted {records}, " in last
+    assert f"requests {requests}, waited 0.0 s, took " in last
     # Those, and the SDK's start-up line (name and versions).
-    assert len(result.stderr.splitlines()) == 2 * LISTINGS + 1
+    assert len(result.stderr.splitlines()) == 2 * LISTINGS + 2
     assert "tap-botpenguin v" in result.stderr.splitlines()[0]
 
 

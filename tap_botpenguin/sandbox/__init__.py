@@ -11,11 +11,12 @@ from tap_botpenguin.sandbox.data import (
     default_bots,
     make_inbox,
 )
-from tap_botpenguin.sandbox.inbox import ORDERS
+from tap_botpenguin.sandbox.inbox import ORDERS, PAGE_BOUND_MESSAGE
 from tap_botpenguin.sandbox.server import PAST_END, Fault, ReceivedRequest, Sandbox
 
 __all__ = [
     "ORDERS",
+    "PAGE_BOUND_MESSAGE",
     "PAST_END",
     "QUIET_BOT",
     "SANDBOX_CUSTOMER",

@@ -21,6 +21,10 @@ from typing import Any
 from tap_botpenguin.sandbox.data import Bot, Record, iso, make_record
 
 ORDERS = ("updated", "last_message", "unordered")
+#: How far past a listing's last page the sandbox still answers (see `Inboxes.past_bound`).
+PAGE_BOUND = 20
+#: Starts the message of the answer past the bound; test helpers look for it.
+PAGE_BOUND_MESSAGE = "sandbox page bound exceeded"
 
 
 def _newest_update(record: Record) -> tuple[str, str]:
@@ -60,6 +64,25 @@ class Inboxes:
         self._lock = threading.RLock()
         self._listings: dict[tuple[str, str], list[Record]] = {}
         self._page_cache: dict[tuple[str, str, int], bytes] = {}
+        self.page_bound = PAGE_BOUND
+        #: Requests refused by `past_bound`.
+        self.overran = 0
+
+    def past_bound(self, params: dict[str, str]) -> str | None:
+        """Why a page is refused: it is more than `page_bound` pages past its listing's end.
+
+        No tap that sees the end of a listing asks that far: one that does not see it would
+        loop until a test times out. The refusal fails the listing at once instead, and every
+        request after it is refused too, so the run ends within a request per listing.
+        """
+        page, last = int(params["page"]), self.pages(params["botId"], params["type"])
+        if page <= last + self.page_bound and not self.overran:
+            return None
+        self.overran += 1
+        return (
+            f"{PAGE_BOUND_MESSAGE}: page {page} asked of a listing of {last} page(s); the tap "
+            "does not see the end of a listing"
+        )
 
     def bot(self, bot_id: str) -> Bot:
         """The sandbox bot with this id."""

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tap_botpenguin.sandbox.data import Bot, Record, default_bots
-from tap_botpenguin.sandbox.inbox import Inboxes
+from tap_botpenguin.sandbox.inbox import PAGE_BOUND, Inboxes
 
 LISTING_PATH = "/inbox/direct/chats"
 KINDS = ("lead", "non-lead")
@@ -94,9 +94,13 @@ class Sandbox(Inboxes):
 
     `order` is how listings are sorted (see `inbox.ORDERS`); `past_end` is what the API
     answers past the last page (see `PAST_END`); `rate_limit` requests per `rate_window`
-    seconds and token are allowed before a 429 (None: no limit). `before_request` is called
+    seconds and token are allowed before a 429 (None: no limit); `latency` seconds pass before
+    each listing request is answered. `before_request` is called
     (with the sandbox) before each listing request is answered: it lets a test change the
-    inbox while a sync is running, as a live inbox does.
+    inbox while a sync is running, as a live inbox does. A request for a page more than
+    `page_bound` pages past a listing's last page is what a tap that never ends a listing
+    sends: it is answered `418` with a message starting `PAGE_BOUND_MESSAGE`, which fails that
+    listing at once instead of letting it loop until a timeout (`overran` counts them).
     """
 
     def __init__(
@@ -111,6 +115,8 @@ class Sandbox(Inboxes):
         host: str = "127.0.0.1",
         port: int = 0,
         before_request: Callable[[Sandbox], None] | None = None,
+        page_bound: int = PAGE_BOUND,
+        latency: float = 0.0,
     ) -> None:
         super().__init__(default_bots() if bots is None else bots, order, page_size)
         if past_end not in PAST_END:
@@ -122,6 +128,9 @@ class Sandbox(Inboxes):
         self.host = host
         self.port = port
         self.before_request = before_request
+        self.page_bound = page_bound
+        #: Seconds every listing request waits before it is answered (a slow API).
+        self.latency = latency
         self.faults: list[Fault] = []
         self.requests: list[ReceivedRequest] = []
         self._served_at: dict[str, deque[float]] = defaultdict(deque)
@@ -277,6 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _envelope(None, success=False, message="Not Found", code=404),
             )
             return
+        if sandbox.latency:
+            sandbox._stopping.wait(sandbox.latency)
         if sandbox.before_request is not None:
             sandbox.before_request(sandbox)
         with sandbox._lock:
@@ -296,7 +307,11 @@ class _Handler(BaseHTTPRequestHandler):
             wait = sandbox._retry_after(token)
             fault = None if wait is not None else sandbox._take_fault(params)
             problem = sandbox._validate(token, params)
-        if wait is not None:
+            overrun = None if problem is not None else sandbox.past_bound(params)
+        if overrun is not None:
+            body = _envelope(None, success=False, message=overrun, code=HTTPStatus.IM_A_TEAPOT)
+            self._reply(received, HTTPStatus.IM_A_TEAPOT, body)
+        elif wait is not None:
             body = _envelope(None, success=False, message="Too Many Requests", code=429)
             self._reply(received, HTTPStatus.TOO_MANY_REQUESTS, body, {"Retry-After": str(wait)})
         elif fault is not None and self._misbehave(received, fault, params, problem):

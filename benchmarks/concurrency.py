@@ -1,0 +1,112 @@
+"""Benchmark: several tokens and a slow API. How long K bots take (one token each) against one.
+
+The sandbox enforces 100 requests per minute per token and answers each listing request after
+a fixed latency; the tap runs as a user runs it (`python -m tap_botpenguin`). Usage:
+
+    .venv/bin/python benchmarks/concurrency.py                      # K = 1, 4 at 0.3 s
+    .venv/bin/python benchmarks/concurrency.py --tokens 1 4 16 --latency 0.3 1.2 --pages 20
+    .venv/bin/python benchmarks/concurrency.py --setting pages_in_flight=3
+
+Prints wall(K), wall(K)/wall(1), requests per minute per token (over each token's own span,
+and after its first minute: the first window may burst to the whole allowance at once) and the
+number of 429 answers. Goals (issue 15): wall(K)/wall(1) <= 1.3 for K <= 16;
+>= 95 requests/min per token at up to 2 s per answer on listings over 200 pages; no 429.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tap_botpenguin.sandbox import Bot, Sandbox, make_inbox
+
+CUSTOMER = "c" * 24
+PAGE_SIZE = 20
+
+
+def _bots(tokens: int, pages: int) -> list[Bot]:
+    return [
+        Bot(
+            f"{index:024x}",
+            CUSTOMER,
+            f"bench-token-{index:04d}-5f2e9c",
+            leads=make_inbox(f"k{index}", pages * PAGE_SIZE - 1),
+            chats=[],
+        )
+        for index in range(1, tokens + 1)
+    ]
+
+
+def run(tokens: int, latency: float, pages: int, settings: dict[str, object]) -> dict[str, float]:
+    """One run of the tap over `tokens` bots of `pages` pages each; its figures."""
+    bots = _bots(tokens, pages)
+    with Sandbox(bots=bots, page_size=PAGE_SIZE, latency=latency) as server:
+        config = {
+            "customer_id": CUSTOMER,
+            "bots": [{"bot_id": bot.bot_id, "bot_token": bot.token} for bot in bots],
+            "api_url": server.url,
+            **settings,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "config.json"
+            path.write_text(json.dumps(config))
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "tap_botpenguin", "--config", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
+            wall = time.perf_counter() - started
+        per_token: dict[str, list[float]] = defaultdict(list)
+        throttled = 0
+        for request in server.listing_requests():
+            per_token[request.headers.get("x-bot-token", "")].append(request.at)
+            throttled += request.status == 429
+    rates, steady = [], []
+    for times in per_token.values():
+        span = max(times) - min(times) + latency
+        rates.append(len(times) / span * 60)
+        # After the first minute: the first window's burst (up to the limit at once) excluded.
+        later = [at for at in times if at >= min(times) + 60]
+        if len(later) > 1:
+            steady.append(len(later) / (max(later) - min(times) - 60 + latency) * 60)
+    return {
+        "wall": wall,
+        "rate": min(rates),
+        "steady": min(steady, default=float("nan")),
+        "throttled": throttled,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.3])
+    parser.add_argument("--pages", type=int, default=20, help="leads pages per bot")
+    parser.add_argument("--setting", action="append", default=[], help="name=json value")
+    args = parser.parse_args()
+    settings = {name: json.loads(value) for name, value in (s.split("=", 1) for s in args.setting)}
+    print(f"pages per bot: {args.pages} ({PAGE_SIZE} records each); settings: {settings}")
+    for latency in args.latency:
+        base = None
+        for tokens in args.tokens:
+            figures = run(tokens, latency, args.pages, settings)
+            base = base or figures["wall"]
+            print(
+                f"latency {latency:.1f} s  K={tokens:>2}: wall {figures['wall']:6.1f} s  "
+                f"wall(K)/wall(1) {figures['wall'] / base:5.2f}  "
+                f"slowest token {figures['rate']:5.1f} req/min "
+                f"(after its first minute {figures['steady']:5.1f})  "
+                f"429s {figures['throttled']:.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
