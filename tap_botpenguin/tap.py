@@ -339,7 +339,8 @@ class TapBotPenguin(Tap):
         return errors
 
     def _coerce_env_numbers(self) -> None:
-        """`TAP_BOTPENGUIN_REQUEST_TIMEOUT=7.5` arrives as a string; the SDK parses only ints."""
+        """Number settings arrive as text from the environment (the SDK parses only ints) and from
+        Meltano, which declares them `kind: string`: its `decimal` kind crashes (Meltano 4.4)."""
         for name in ("request_timeout", "full_scan_every_hours"):
             value = self._config.get(name)
             if isinstance(value, str):
