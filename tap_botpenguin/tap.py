@@ -339,8 +339,7 @@ class TapBotPenguin(Tap):
         return errors
 
     def _coerce_env_numbers(self) -> None:
-        """Number settings arrive as text from the environment (the SDK parses only ints) and from
-        Meltano, which declares them `kind: string`: its `decimal` kind crashes (Meltano 4.4)."""
+        """Numbers arrive as text from the environment and Meltano (`kind: string`)."""
         for name in ("request_timeout", "full_scan_every_hours"):
             value = self._config.get(name)
             if isinstance(value, str):
