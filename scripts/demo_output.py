@@ -2,15 +2,16 @@
 
 Usage: meltano run ... 2>&1 | tee LOG | python scripts/demo_output.py LOG
 
-Shown: every line of the tap (its warnings included); the other plugins' lines that Meltano
-logs at warning, error or critical; Meltano's own errors (not its routine warnings, such as
-"No state was found" on a first run); dbt's closing `Done. PASS=.. WARN=.. ERROR=..` line and,
-when dbt fails or warns, its per-node ERROR/FAIL/WARN lines and the whole report after
-`Completed with` or `Encountered an error`. When Meltano says a plugin failed (`Loader failed`,
-or a block such as dbt's ended with an error) and that plugin has shown no error line of its
-own, its last lines come first, since Meltano logs a plugin's traceback at info: they say why. dbt's
-START/OK/PASS line for every model and test, and Meltano's routine lines, stay in LOG; the last
-line says so.
+Shown: every line of the tap (its warnings included); Meltano's own errors (not its routine
+warnings, such as "No state was found" on a first run); the lines of targets and dbt that
+Meltano logs at warning, error or critical (it logs most of what they print at info, so a
+target's own warnings stay in LOG unless it fails); dbt's closing `Done. PASS=.. WARN=..
+ERROR=..` line and, when dbt fails or warns, its per-node ERROR/FAIL/WARN lines and the whole
+report after `Completed with` or `Encountered an error`. When Meltano says a plugin failed
+(`Loader failed`, or a block such as dbt's ended with an error) and that plugin has shown no
+error line of its own, its last lines (up to 40: the end of its traceback) come just before,
+since they say why. dbt's START/OK/PASS line for every model and test, and Meltano's routine
+lines, stay in LOG; the last line says so.
 """
 
 from __future__ import annotations
