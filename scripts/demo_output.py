@@ -53,7 +53,7 @@ class Screen:
         self.dbt_report = False
         self.recent: defaultdict[str, deque[str]] = defaultdict(lambda: deque(maxlen=RECENT))
         self.explained: set[str] = set()  # plugins that showed an error line of their own
-        self.named = False  # Meltano named the failed plugin in this block
+        self.failures: list[str] = []  # Meltano's `... failed` lines in this block
 
     def feed(self, line: str) -> Iterator[str]:
         """The lines to show now: `line`, or none, or a failed plugin's last lines and `line`."""
@@ -93,18 +93,20 @@ class Screen:
         self.previous = level in {"error", "critical"}
         block_end = message.startswith("Block run completed")
         if self.previous:
-            # `Loader failed` names the plugin; a command (dbt) ends its block with an error
-            # and no name: then every plugin of the block that has not said why.
+            if "failed" in message:  # `Loader failed`, `Extractor failed`, ...
+                self.failures.append(message)
+            # A failed plugin's lines may still arrive after `Loader failed`: the block's end
+            # shows those too. A command (dbt) ends its block with an error and no name: then
+            # every plugin of the block that has not said why.
             unexplained = [name for name in self.recent if name not in self.explained]
-            failed = [name for name in unexplained if _failed(message, name)]
-            if block_end and not self.named:
+            failed = [n for n in unexplained if any(_failed(m, n) for m in self.failures)]
+            if block_end and not self.failures:
                 failed = unexplained
-            self.named = self.named or "failed" in message  # `Extractor failed`, ...
             for name in failed:
                 yield from self.recent.pop(name)
         if block_end:  # the next block's plugins start afresh
             self.recent.clear()
-            self.named = False
+            self.failures.clear()
 
 
 def shown(lines: Iterable[str]) -> Iterator[str]:

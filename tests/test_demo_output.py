@@ -116,3 +116,14 @@ def test_a_command_that_crashed_shows_its_last_lines() -> None:
         "dbt-duckdb   ModuleNotFoundError: No module named 'x'",
         "meltano      Block run completed",
     ]
+
+
+def test_a_failed_loaders_lines_that_arrive_after_meltanos_line_still_show() -> None:
+    failed_first = [*FAILED_LOAD[:5], FAILED_LOAD[9], *FAILED_LOAD[5:9], FAILED_LOAD[10]]
+    on_screen = _messages(list(shown(failed_first)))
+    assert on_screen[-3:] == [
+        "target-duckdb     cur.execute(self.create_table_query())",
+        "target-duckdb duckdb.CatalogException: Catalog Error: Column st",
+        "meltano      Block run completed",
+    ]
+    assert "meltano      Loader failed" in on_screen
