@@ -36,7 +36,8 @@ fi
 warehouse=$(cd "$(dirname "$warehouse")" && pwd)/$(basename "$warehouse")
 export TARGET_DUCKDB_FILEPATH=$warehouse DBT_DUCKDB_PATH=$warehouse
 
-# On screen: the tap's lines, dbt's closing line (and its errors, if any), then the summary.
+# On screen: the tap's lines, dbt's closing line (and its errors, if any), a failed plugin's
+# last lines (its traceback), then the summary.
 # Every line, dbt's for each model and test included, goes to $log.
 log=$out/last-run.log
 .venv/bin/meltano run "${run_args[@]}" tap-botpenguin target-duckdb dbt-duckdb:build 2>&1 |

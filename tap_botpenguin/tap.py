@@ -346,7 +346,7 @@ class TapBotPenguin(Tap):
         return errors
 
     def _coerce_env_numbers(self) -> None:
-        """`TAP_BOTPENGUIN_REQUEST_TIMEOUT=7.5` arrives as a string; the SDK parses only ints."""
+        """Numbers arrive as text from the environment and Meltano (`kind: string`)."""
         for name in ("request_timeout", "full_scan_every_hours"):
             value = self._config.get(name)
             if isinstance(value, str):

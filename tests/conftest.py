@@ -218,6 +218,29 @@ def one_meltano_at_a_time(project: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`scripts/demo.sh` as a user runs it: its own sandbox, output dir and Meltano database."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DEMO_OUTPUT_DIR": str(tmp_path / "output"),
+        "DBT_DUCKDB_TARGET_PATH": str(tmp_path / "dbt" / "target"),
+        "DBT_DUCKDB_LOG_PATH": str(tmp_path / "dbt" / "logs"),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        **env,
+    }
+    with one_meltano_at_a_time(ROOT):
+        return subprocess.run(
+            ["scripts/demo.sh"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+
 class Meltano:
     """Runs `meltano` as users do, in a project (the repository's by default), reading the
     sandbox, with its own system database (so its own state)."""

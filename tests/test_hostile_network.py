@@ -374,9 +374,29 @@ def test_meltano_run_with_a_pasted_token_stops_at_a_redirect_without_sending_it(
     assert next(r.status for r in api.listing_requests() if r.params["page"] == "1") == 200
 
 
+def test_meltano_passes_fractional_settings_from_the_environment(
+    api: Sandbox, tmp_path: Path
+) -> None:
+    # meltano.yml declares the number settings `kind: string`: as `decimal`, Meltano 4.4 failed
+    # with "Object of type Decimal is not JSON serializable" before starting the tap.
+    api.inject(Fault("trickle", delay=0.05, times=None, **PAGE_2))
+    meltano = Meltano(tmp_path, api)
+    meltano.env["TAP_BOTPENGUIN_BOT_TOKEN"] = CANARY
+    meltano.env["TAP_BOTPENGUIN_BOTS"] = json.dumps(BOTS)
+    meltano.env["TAP_BOTPENGUIN_REQUEST_TIMEOUT"] = "1.5"
+    meltano.env["TAP_BOTPENGUIN_FULL_SCAN_EVERY_HOURS"] = "0.5"
+    meltano.env["TAP_BOTPENGUIN_MAX_RETRIES"] = "2"
+
+    failed = meltano.run("invoke", "tap-botpenguin", expect_success=False)
+
+    assert "Decimal" not in failed.stderr, failed.stderr[-3000:]
+    [line] = [line for line in failed.stderr.splitlines() if "gave up" in line]
+    assert "request_timeout=1.5 s" in line  # the value reached the tap and cut the trickle
+    assert len([r for r in api.listing_requests() if r.params == _params(2)]) == 2
+    assert '"type":"RECORD","stream":"leads"' in failed.stdout  # page 1 was read
+
+
 def test_meltano_refuses_cleartext_before_any_request(api: Sandbox, tmp_path: Path) -> None:
-    # (The trickle is cut through the CLI only: Meltano 4.4 cannot pass a `decimal` setting
-    # such as request_timeout set from the environment; it fails serializing the Decimal.)
     meltano = Meltano(tmp_path, api)
     meltano.env["TAP_BOTPENGUIN_BOT_TOKEN"] = CANARY
     meltano.env["TAP_BOTPENGUIN_API_URL"] = "http://api.v7.botpenguin.com"

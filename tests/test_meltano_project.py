@@ -43,7 +43,9 @@ def _meltano_kind(prop: dict[str, Any]) -> str:
     if prop.get("format") == "date-time":
         return "date_iso8601"
     json_type = next(t for t in prop["type"] if t != "null")
-    return {"number": "decimal"}.get(json_type, json_type)
+    # Not `decimal`: Meltano 4.4 turns a decimal set in the environment into a Decimal it cannot
+    # write to the tap's config file. As `string`, the tap reads the number from the text.
+    return {"number": "string"}.get(json_type, json_type)
 
 
 def _extractor(project: dict[str, Any]) -> dict[str, Any]:
