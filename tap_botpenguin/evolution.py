@@ -133,8 +133,8 @@ class UndocumentedFields:
         self._api_schema = {**api_schema, "properties": properties}
         self._documented = frozenset(properties) | {INVALID_FIELDS}
         #: Column names taken, as targets compare them, and by what.
-        self._taken = {column_key(name(key)): f"`{name(key)}`" for key in self._documented}
-        self._taken[column_key(name(JSON_COLUMN))] = "the tap's own column"
+        self._taken = {column_key(name(key)): f"documented `{key}`" for key in self._documented}
+        self._taken[column_key(name(JSON_COLUMN))] = f"the tap's own `{name(JSON_COLUMN)}`"
         self._lock = threading.Lock()
         #: Fields declared in SCHEMA messages (evolve), in the order learned. One learned in
         #: an earlier run and since documented (chat.json or the catalog) is documented.
@@ -142,7 +142,7 @@ class UndocumentedFields:
         for key, value in learned.items():
             if mode == "evolve" and self._misfit(key) is None:
                 self.learned[key] = value
-                self._taken[column_key(name(key))] = f"`{name(key)}`"
+                self._taken[column_key(name(key))] = f"learned `{key}`"
         self._known = self._documented | self.learned.keys()
         #: Fields moved into the JSON column in `evolve` mode, and why.
         self._routed: dict[str, str] = {}
@@ -228,7 +228,7 @@ class UndocumentedFields:
                         self._routed[key] = misfits[key] = why
                         continue
                     self.learned[key] = field_schema(kind or "null")
-                    self._taken[column_key(self._name(key))] = f"`{self._name(key)}`"
+                    self._taken[column_key(self._name(key))] = f"learned `{key}`"
                 fresh[key] = kind or "null"
             if not fresh and not misfits:
                 return
