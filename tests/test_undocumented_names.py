@@ -127,16 +127,35 @@ def test_case_only_empty_and_long_names_get_no_column_of_their_own(
 
 
 def test_a_number_sent_as_an_integer_first_keeps_later_decimals() -> None:
-    def ratings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, record in enumerate(records):
-            record["rating"] = 4 if index < 10 else 4.5  # a JSON API prints 4.0 as 4
-        return records
+    """Page 1 sends `rating: 4` (a JSON API prints 4.0 as 4), page 2 sends 4.5."""
 
-    result, _ = _run(ratings)
+    def rating(value: float) -> Transform:
+        def transform(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for record in records:
+                record["rating"] = value
+            return records
 
+        return transform
+
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as api:
+        api.inject(
+            Fault("data", transform=rating(4), times=None, page=1, type="lead", bot_id=WEBSITE_BOT),
+            Fault(
+                "data", transform=rating(4.5), times=None, page=2, type="lead", bot_id=WEBSITE_BOT
+            ),
+        )
+        config = base_config(api)
+        config["bots"] = [{"bot_id": WEBSITE_BOT}]
+        result = run_in_process(config)
+
+    assert result.error is None
     assert result.schemas()["leads"]["properties"]["rating"]["type"] == ["number", "null"]
-    assert {r["rating"] for r in result.records["leads"]} == {4, 4.5}
+    ratings = [r.get("rating") for r in result.records["leads"]]
+    assert ratings.count(4) == 25
+    assert ratings.count(4.5) == 25
     assert not any("invalidFields" in r for r in result.records["leads"])
+    learned = result.final_state["bookmarks"]["leads"][STATE_KEY]
+    assert learned["rating"]["type"] == ["number", "null"]
 
 
 def test_state_that_learned_integer_is_widened_to_number() -> None:
