@@ -8,8 +8,8 @@
   first SCHEMA message. Later values that do not fit go through the sanitizer's policy
   (lossless conversion, else null plus `invalidFields`). A field that cannot have a column of
   its own goes into the JSON column instead, with one WARNING: its column name (after
-  `snake_case_fields`, as targets compare names: case-folded, cut to 63 bytes) is empty,
-  reserved, or another column's, or `max_undocumented_columns` were learned already.
+  `snake_case_fields`) is empty, longer than 63 bytes, reserved (`_sdc_`), or another column's
+  once case is ignored, or `max_undocumented_columns` were learned already.
   Documented fields, and fields the catalog declares (Meltano's `schema` extra), always win.
 - `json`: every undocumented field goes into one object column, `undocumentedFields`.
 - `discard`: they are dropped.
@@ -37,7 +37,7 @@ JSON_COLUMN = "undocumentedFields"
 KINDS = ("string", "integer", "number", "boolean", "object", "array")
 #: The default of `max_undocumented_columns` (PostgreSQL allows 1,600 columns per table).
 MAX_COLUMNS = 100
-#: The longest identifier PostgreSQL keeps (longer ones are cut, so two may become one).
+#: The longest identifier PostgreSQL keeps (it cuts longer ones, then cannot find them).
 MAX_IDENTIFIER_BYTES = 63
 
 
@@ -85,9 +85,9 @@ def kind_of(schema: Any) -> str | None:
     return "number" if kinds[0] == "integer" else kinds[0]  # earlier runs learned integers
 
 
-def column_key(name: str) -> bytes:
-    """A column name as targets compare it: DuckDB ignores case, PostgreSQL cuts at 63 bytes."""
-    return name.casefold().encode("utf-8")[:MAX_IDENTIFIER_BYTES]
+def column_key(name: str) -> str:
+    """A column name as targets compare it: DuckDB ignores case."""
+    return name.casefold()
 
 
 def learned_from_state(stream_state: Mapping[str, Any]) -> dict[str, Schema]:
@@ -172,11 +172,15 @@ class UndocumentedFields:
         column = self._name(key)
         if not column:
             return "its column name would be empty"
+        if len(column.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+            # target-postgres creates the cut name, then looks for the whole one: every later
+            # run fails adding it again.
+            return f"its column name is longer than {MAX_IDENTIFIER_BYTES} bytes"
         if column.casefold().startswith("_sdc_"):
             return "`_sdc_` names are the loader's own columns"
         owner = self._taken.get(column_key(column))
         if owner is not None:
-            return f"its column `{column}` would be {owner}'s (case and 63-byte cut ignored)"
+            return f"its column `{column}` would be {owner}'s (case ignored)"
         return None
 
     def inspect_page(self, records: list[dict[str, Any]]) -> None:

@@ -141,47 +141,80 @@ def test_undocumented_fields_become_columns_and_survive_an_incremental_run(
 
 
 @pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
-def test_json_mode_keeps_every_undocumented_field_in_one_column(
-    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str
+@pytest.mark.parametrize("mode", ["json", "discard"])
+def test_json_and_discard_modes_keep_the_table_shape_fixed(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str, mode: str
 ) -> None:
+    """`json`: every undocumented field in one column; `discard`: the documented columns only.
+    Both name the fields once per stream."""
     warehouse = Warehouse(target, tmp_path, schema)
     meltano = Meltano(
-        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="json"
-    )
-    done = meltano.run("run", "tap-botpenguin", target)
-
-    for stream, kind in STREAM_TYPES.items():
-        columns = {c.lower() for c in warehouse.columns(stream)}
-        assert not columns & {name.lower() for name in UNDOCUMENTED_FIELDS}
-        rows = warehouse.rows(stream)
-        for key, record in undocumented_api.all_records(kind).items():
-            assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
-    assert (
-        sum(ANNOUNCED in line and "undocumentedFields" in line for line in done.stderr.splitlines())
-        == 2
-    )
-
-
-@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
-def test_discard_mode_loads_the_documented_columns_only_and_names_what_it_dropped(
-    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str
-) -> None:
-    warehouse = Warehouse(target, tmp_path, schema)
-    meltano = Meltano(
-        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="discard"
+        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS=mode
     )
     done = meltano.run("run", "tap-botpenguin", target)
 
     documented = json.loads(
         (Path(__file__).parents[1] / "tap_botpenguin/schemas/chat.json").read_text()
     )["properties"]
+    expected = {name.lower() for name in documented}
+    if mode == "json":
+        expected.add("undocumentedfields")
     for stream, kind in STREAM_TYPES.items():
         columns = {c.lower() for c in warehouse.columns(stream) if not c.startswith("_sdc")}
-        assert columns == {name.lower() for name in documented}
-        assert len(warehouse.rows(stream)) == len(undocumented_api.all_records(kind))
+        assert columns == expected
+        rows = warehouse.rows(stream)
+        assert len(rows) == len(undocumented_api.all_records(kind))
+        if mode == "json":
+            for key, record in undocumented_api.all_records(kind).items():
+                assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
     lines = [line for line in done.stderr.splitlines() if ANNOUNCED in line]
-    assert len(lines) == 2
-    assert all("discarded" in line and "referrer (string)" in line for line in lines)
+    assert len(lines) == len(STREAM_TYPES), lines
+    outcome = "undocumentedFields" if mode == "json" else "discarded"
+    assert all(outcome in line and "referrer (string)" in line for line in lines)
+
+
+LONG = "x" * 63
+
+
+def _colliders(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Names no target can make a column of, next to the documented ones."""
+    for record in records:
+        record.update(
+            {"Status": "X", "": "empty", f"{LONG}_a": "a", f"{LONG}_b": "b", "is_online": "yes"}
+        )
+    return records
+
+
+@pytest.mark.parametrize("snake_case", [False, True])
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_names_a_target_cannot_create_go_to_the_json_column(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str, snake_case: bool
+) -> None:
+    """Case-only duplicates, empty names and names longer than 63 bytes once crashed the
+    target (on the first or every later run); they now load into `undocumentedFields`."""
+    undocumented_api.inject(
+        Fault("data", transform=_colliders, times=None, type="lead", bot_id=WEBSITE_BOT)
+    )
+    warehouse = Warehouse(target, tmp_path, schema)
+    env = {"TAP_BOTPENGUIN_SNAKE_CASE_FIELDS": str(snake_case).lower()}
+    meltano = Meltano(tmp_path, undocumented_api, **warehouse.env(), **env)
+    meltano.run("run", "tap-botpenguin", target)
+    undocumented_api.update(WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING"})
+    second = meltano.run("run", "tap-botpenguin", target)
+
+    column = "undocumented_fields" if snake_case else "undocumentedfields"
+    names, rows = warehouse.query(f'select * from "{warehouse.schema}"."leads"')
+    loaded = [dict(zip([n.lower() for n in names], row, strict=True)) for row in rows]
+    sent = undocumented_api.all_records("lead")
+    website = [row for row in loaded if row["bot_id" if snake_case else "botid"] == WEBSITE_BOT]
+    assert len(website) == sum(bot == WEBSITE_BOT for bot, _ in sent)
+    for row in website:
+        record = sent[(WEBSITE_BOT, row["_id"])]
+        assert row["status"] == record["status"]
+        moved = _json(row[column])
+        assert sorted(moved.values()) == sorted(["X", "empty", "a", "b"] + ["yes"] * snake_case)
+        assert not [k for k in row if k.startswith(LONG)]
+    assert "cannot be columns of their own" in second.stderr
 
 
 def _dbt_build(meltano: Meltano, target: str, dbt: str) -> str:

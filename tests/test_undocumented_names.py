@@ -1,9 +1,9 @@
 """Undocumented fields that cannot be columns of their own, and types that must not lose values.
 
 In-process runs against the sandbox over HTTP. An undocumented name whose column would be a
-documented or learned one's (after snake_case_fields, case folding, PostgreSQL's 63-byte cut),
-or empty, or beyond `max_undocumented_columns`, goes into the `undocumentedFields` column
-with one WARNING; documented fields always keep their values.
+documented or learned one's (after snake_case_fields, case ignored), or empty, or longer than
+63 bytes, or beyond `max_undocumented_columns`, goes into the `undocumentedFields` column with
+one WARNING; documented fields always keep their values.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_snake_case_collisions_never_overwrite_documented_or_learned_fields(
     assert properties["lead_score"]["type"] == ["number", "null"]
     assert properties["undocumented_fields"]["type"] == ["object", "null"]
     assert properties["is_online"]["type"] == ["boolean", "null"]
-    assert not {"", "Status", f"{LONG}_second"} & set(properties)
+    assert not {"", "Status", f"{LONG}_first", f"{LONG}_second"} & set(properties)
     for record in result.records["leads"]:
         original = sent[record["_id"]]
         assert record["bot_id"] == WEBSITE_BOT
@@ -91,6 +91,7 @@ def test_snake_case_collisions_never_overwrite_documented_or_learned_fields(
         assert moved["lead_score"] == 2
         assert "X" in moved.values()
         assert moved[""] == "empty"
+        assert moved[f"{LONG}_first"] == "a"
         assert moved[f"{LONG}_second"] == "b"
         assert record["sdc_deleted_at"] == "soon"  # snake_case drops the leading `_`
     bookmark = result.final_state["bookmarks"]["leads"]["partitions"][0]
@@ -111,19 +112,23 @@ def test_case_only_empty_and_long_names_get_no_column_of_their_own(
     result, sent = _run(_colliders)
 
     properties = result.schemas()["leads"]["properties"]
-    assert {"leadScore", "lead_score", "is_online", f"{LONG}_first"} <= set(properties)
-    assert not {"", "Status", f"{LONG}_second", "_sdc_deleted_at"} & set(properties)
+    assert {"leadScore", "lead_score", "is_online", "bot_id"} <= set(properties)
+    assert not {"", "Status", f"{LONG}_first", f"{LONG}_second", "_sdc_deleted_at"} & set(
+        properties
+    )
     for record in result.records["leads"]:
         original = sent[record["_id"]]
         assert record["status"] == original["status"]
         assert record[JSON_COLUMN] == {
             "Status": "X",
             "": "empty",
+            f"{LONG}_first": "a",
             f"{LONG}_second": "b",
             "_sdc_deleted_at": "soon",
         }
     (line,) = _warnings(caplog)
-    assert "case and 63-byte cut ignored" in line
+    assert "`status`'s (case ignored)" in line
+    assert "longer than 63 bytes" in line
 
 
 def test_a_number_sent_as_an_integer_first_keeps_later_decimals() -> None:
