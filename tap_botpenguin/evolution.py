@@ -310,6 +310,7 @@ def for_stream(
         mode = "discard"
         reason = "the catalog selects this stream's properties one by one, not these"
     learned = learned_from_state(stream_state) if mode == "evolve" else {}
+    _warn_widened(stream, stream_state, learned, logger)
     cap = config.get("max_undocumented_columns")
     return UndocumentedFields(
         stream,
@@ -322,3 +323,29 @@ def for_stream(
         catalog_fields=catalog_fields,
         max_columns=MAX_COLUMNS if cap is None else int(cap),
     )
+
+
+def _warn_widened(
+    stream: str, stream_state: Mapping[str, Any], learned: Mapping[str, Schema], log: logging.Logger
+) -> None:
+    """Name fields an earlier run learned as `integer`, now declared `number` (once per run).
+
+    The warehouse column stays as it was: target-postgres keeps `bigint` (and rounds
+    decimals), target-duckdb renames it and adds a new one, so the user should know.
+    """
+    entries = stream_state.get(STATE_KEY)
+    if not isinstance(entries, dict):
+        return
+    widened = [
+        name
+        for name in learned
+        if isinstance(entries.get(name), dict) and "integer" in entries[name].get("type", [])
+    ]
+    if widened:
+        log.warning(
+            "%s: %s learned as integer by an earlier run, now declared number (decimals are "
+            "kept from now on); if the warehouse column is an integer one, change it to a "
+            "numeric type once (docs/schema-evolution.md)",
+            stream,
+            ", ".join(widened),
+        )

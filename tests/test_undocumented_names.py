@@ -163,7 +163,9 @@ def test_a_number_sent_as_an_integer_first_keeps_later_decimals() -> None:
     assert learned["rating"]["type"] == ["number", "null"]
 
 
-def test_state_that_learned_integer_is_widened_to_number() -> None:
+def test_state_that_learned_integer_is_widened_to_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def ratings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for record in records:
             record["rating"] = 4.5
@@ -177,6 +179,8 @@ def test_state_that_learned_integer_is_widened_to_number() -> None:
     assert {r["rating"] for r in result.records["leads"]} == {4.5}
     learned = result.final_state["bookmarks"]["leads"][STATE_KEY]
     assert learned["rating"]["type"] == ["number", "null"]
+    (line,) = [r.getMessage() for r in caplog.records if "learned as integer" in r.getMessage()]
+    assert line.startswith("leads: rating learned as integer by an earlier run")
 
 
 def test_the_catalog_declared_type_wins_over_the_learned_one() -> None:
