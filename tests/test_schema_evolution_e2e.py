@@ -271,3 +271,26 @@ def test_the_mirror_keeps_its_rows_when_a_column_appears_mid_run(
     _assert_every_value_loaded(warehouse, undocumented_api)
     carriers = [key for key, row in warehouse.rows("leads").items() if row["promocode"]]
     assert carriers == [(WEBSITE_BOT, carrier)]
+
+
+def test_meltano_schema_extra_declares_a_field_and_its_type_wins(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path
+) -> None:
+    """docs/schema-evolution.md's route: Meltano's `schema` extra declares `leadScore` as text."""
+    warehouse = Warehouse("target-duckdb", tmp_path, schema)
+    declared = {"leads": {"leadScore": {"type": ["string", "null"]}}}
+    meltano = Meltano(
+        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN__SCHEMA=json.dumps(declared)
+    )
+    done = meltano.run("run", "tap-botpenguin", "target-duckdb")
+
+    rows = warehouse.rows("leads")
+    for key, record in undocumented_api.all_records("lead").items():
+        assert rows[key]["leadscore"] == str(record["leadScore"]), key
+    chats = warehouse.rows("chats")
+    for key, record in undocumented_api.all_records("non-lead").items():
+        assert float(chats[key]["leadscore"]) == record["leadScore"], key
+    (leads_line,) = [
+        line for line in done.stderr.splitlines() if ANNOUNCED in line and "leads:" in line
+    ]
+    assert "leadScore" not in leads_line  # declared, so not announced as new
