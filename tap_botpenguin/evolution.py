@@ -13,7 +13,8 @@
   Documented fields, and fields the catalog declares (Meltano's `schema` extra), always win.
 - `json`: every undocumented field goes into one object column, `undocumentedFields`.
 - `discard`: they are dropped.
-Each field is named once per stream and run in one INFO line, whatever the mode.
+Each field is named once per stream and run: in one INFO line, whatever the mode, or in one
+WARNING when it goes into the JSON column because it cannot have a column of its own.
 
 A page is inspected (and its records changed for `json`/`discard`) where it is parsed, which
 may be a worker thread; the stream writes SCHEMA messages and logs from the thread that writes
