@@ -276,3 +276,18 @@ def test_discover_declares_the_json_column_unless_discarding(
         else:
             assert properties[column]["type"] == ["object", "null"]
     assert json.dumps(catalog)  # still a JSON document
+
+
+def test_snake_case_never_overwrites_inside_objects() -> None:
+    """Inside a documented object, `extraKey` and `extra_key` both arrive (one keeps its name)."""
+
+    def both(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for record in records:
+            record["profile"] = {**(record.get("profile") or {}), "extraKey": 1, "extra_key": 2}
+        return records
+
+    result, _ = _run(both, snake_case_fields=True)
+
+    for record in result.records["leads"]:
+        assert record["profile"]["extra_key"] == 2
+        assert record["profile"]["extraKey"] == 1
