@@ -22,12 +22,22 @@ def snake_case(name: str) -> str:
 
 
 def snake_case_record(value: Any) -> Any:
-    """Rename every key of nested objects; a name that would collide keeps its original."""
+    """Rename every key of nested objects; nothing is overwritten.
+
+    Keys already in snake_case keep their names; another key whose new name is taken keeps its
+    original. (Top-level fields that would collide never get here: `evolution` moves them.)
+    """
     if isinstance(value, dict):
         renamed: dict[str, Any] = {}
+        later = []
         for key, item in value.items():
+            if snake_case(key) == key:
+                renamed[key] = snake_case_record(item)
+            else:
+                later.append(key)
+        for key in later:
             new_key = snake_case(key)
-            renamed[key if new_key in renamed else new_key] = snake_case_record(item)
+            renamed[key if new_key in renamed else new_key] = snake_case_record(value[key])
         return renamed
     if isinstance(value, list):
         return [snake_case_record(item) for item in value]

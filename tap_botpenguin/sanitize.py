@@ -66,6 +66,9 @@ def strict_type(schema: Schema, name: str = "Record") -> Any:
             options.append(bool)
         elif kind == "array":
             options.append(list[strict_type(schema.get("items", {}), name)])  # type: ignore[misc]
+        elif kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+            # A map (`invalidFields`: text by path) rather than a record.
+            options.append(dict[str, strict_type(schema["additionalProperties"], name)])  # type: ignore[misc]
         elif kind == "object":
             fields = [
                 (
@@ -103,7 +106,7 @@ class RecordSanitizer:
         for index, record in enumerate(records):
             if _conforms(record, self._record_type):
                 continue  # a record is repaired on its own merits, never its neighbours'
-            invalid: dict[str, str] = {}
+            invalid = _invalid_fields_sent(record)
             repaired = _coerce_object(record, self.schema, "", invalid)
             if invalid:
                 repaired[INVALID_FIELDS] = invalid
@@ -111,6 +114,20 @@ class RecordSanitizer:
                 records[index] = repaired
                 changed += 1
         return changed
+
+
+def _invalid_fields_sent(record: dict[str, Any]) -> dict[str, str]:
+    """What the API itself sent as `invalidFields`, kept visibly.
+
+    Kept as it is if it has the tap's shape; else its JSON text, under its own name (a target
+    would reject it).
+    """
+    sent = record.get(INVALID_FIELDS)
+    if sent is None:
+        return {}
+    if isinstance(sent, dict) and all(isinstance(value, str) for value in sent.values()):
+        return dict(sent)
+    return {INVALID_FIELDS: _json_text(sent)}
 
 
 def _conforms(value: Any, strict: Any) -> bool:

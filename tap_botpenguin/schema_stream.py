@@ -36,13 +36,20 @@ class EvolvingStream(Stream):
 
     @cached_property
     def _undocumented(self) -> UndocumentedFields:
+        api_schema = CHAT_SCHEMA.api_schema()
+        # What the catalog declares beyond chat.json (Meltano's `schema` extra) is documented.
+        ours = {self._field_name(key) for key in api_schema["properties"]}
+        ours.add(self._field_name(evolution.JSON_COLUMN))
+        catalog = self.effective_schema.get("properties", {})
         return evolution.for_stream(
             self.name,
-            CHAT_SCHEMA.api_schema(),
+            api_schema,
             self.config,
             self.stream_state,
             selects_every_property=self._selects_every_property,
             logger=self.logger,
+            name=self._field_name,
+            catalog_fields={key: value for key, value in catalog.items() if key not in ours},
         )
 
     def _field_name(self, key: str) -> str:
@@ -56,17 +63,17 @@ class EvolvingStream(Stream):
         """
         fields = self._undocumented
         declared = fields.declared()
-        if fields.mode == "evolve" and (declared or evolution.STATE_KEY in self.stream_state):
+        learned = {key: value for key, value in declared.items() if key != evolution.JSON_COLUMN}
+        if fields.mode == "evolve" and (learned or evolution.STATE_KEY in self.stream_state):
             # What this run declares is what later runs start from.
-            self.stream_state[evolution.STATE_KEY] = declared
+            self.stream_state[evolution.STATE_KEY] = learned
         if declared:
             if self._base_schema is None:
                 self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
             base = self._base_schema
             properties = dict(base.get("properties", {}))
             for key, value in declared.items():
-                # `is_online` sent besides `isOnline` under snake_case_fields: documented wins.
-                properties.setdefault(self._field_name(key), value)
+                properties.setdefault(self._field_name(key), value)  # the catalog's type wins
             self._tap.mapper.register_raw_stream_schema(
                 self.name, {**base, "properties": properties}, self.primary_keys
             )
@@ -76,7 +83,7 @@ class EvolvingStream(Stream):
     def _declare_undocumented(self) -> None:
         """Before the first record carrying them: name new fields, declare and keep them."""
         fields = self._undocumented
-        news = fields.take_news()
-        fields.announce(news, self._field_name)
-        if fields.mode == "evolve":
+        news, misfits = fields.take_news()
+        fields.announce(news, misfits, self._field_name)
+        if fields.mode == "evolve" and news:
             self._write_schema_message()

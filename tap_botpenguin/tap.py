@@ -26,6 +26,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_botpenguin import streams
 from tap_botpenguin.checks import api_url_problems, token_problems, trim_pasted_values
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
+from tap_botpenguin.evolution import MAX_COLUMNS
 from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
 from tap_botpenguin.failures import Failures
 from tap_botpenguin.listing import PageSizes
@@ -222,6 +223,17 @@ class TapBotPenguin(Tap):
             ),
         ),
         th.Property(
+            "max_undocumented_columns",
+            th.IntegerType(minimum=0),
+            default=MAX_COLUMNS,
+            title="Max undocumented columns",
+            description=(
+                "With `undocumented_fields: evolve`, at most this many learned columns per "
+                "stream; later new fields go into the `undocumentedFields` column, with a "
+                "warning (PostgreSQL allows 1,600 columns per table)."
+            ),
+        ),
+        th.Property(
             "scan_mode",
             th.StringType,
             default="auto",
@@ -244,7 +256,8 @@ class TapBotPenguin(Tap):
             ),
         ),
     ).to_dict()
-    # The SDK's own setting; with full-table replication it makes a mirror (see README).
+    # The SDK's own setting; with full-table replication it makes a mirror
+    # (docs/warehouses.md: Deletions).
     config_jsonschema["properties"].update(EMIT_ACTIVATE_VERSION_CONFIG["properties"])
 
     @override

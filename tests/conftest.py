@@ -37,6 +37,7 @@ from tap_botpenguin.sandbox import (
     default_bots,
 )
 from tap_botpenguin.sandbox.env import sandbox_settings
+from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS, add_undocumented_fields
 from tap_botpenguin.tap import TapBotPenguin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +80,23 @@ def fresh_bots() -> list[Bot]:
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(bots=fresh_bots()) as server:
+        yield server
+
+
+#: The tap's log line naming undocumented fields (tests/test_schema_evolution*.py).
+ANNOUNCED = "field(s) its documentation does not list"
+#: The type the tap learns for each of the sandbox's undocumented fields (numbers: `number`).
+LEARNED_KINDS = {
+    name: "number" if kind == "integer" else kind for name, kind in UNDOCUMENTED_FIELDS.items()
+}
+
+
+@pytest.fixture
+def undocumented_api() -> Iterator[Sandbox]:
+    """A sandbox whose records carry undocumented fields of every JSON type, no rate limit."""
+    bots = fresh_bots()
+    add_undocumented_fields(bots)
+    with Sandbox(bots=bots, rate_limit=None) as server:
         yield server
 
 

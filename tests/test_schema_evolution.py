@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tap_botpenguin.evolution import JSON_COLUMN, STATE_KEY
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
-from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS, add_undocumented_fields
+from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import STREAM_TYPES, SyncResult, base_config, fresh_bots, run_in_process
-
-ANNOUNCED = "field(s) its documentation does not list"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    bots = fresh_bots()
-    add_undocumented_fields(bots)
-    with Sandbox(bots=bots, rate_limit=None) as server:
-        yield server
+from .conftest import (
+    ANNOUNCED,
+    LEARNED_KINDS,
+    STREAM_TYPES,
+    SyncResult,
+    base_config,
+    fresh_bots,
+    run_in_process,
+)
 
 
 def _announcements(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -51,40 +48,42 @@ def _first_schema_and_record_order(result: SyncResult, stream: str, field: str) 
 
 
 def test_new_fields_are_declared_before_their_first_record_with_their_types(
-    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    undocumented_api: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    result = run_in_process(base_config(sandbox))
+    result = run_in_process(base_config(undocumented_api))
 
     assert result.error is None
     for stream in STREAM_TYPES:
         for field in UNDOCUMENTED_FIELDS:
             _first_schema_and_record_order(result, stream, field)
         declared = result.schemas()[stream]["properties"]
-        for field, kind in UNDOCUMENTED_FIELDS.items():
+        for field, kind in LEARNED_KINDS.items():
             assert declared[field]["type"] == [kind, "null"], field
         learned = result.final_state["bookmarks"][stream][STATE_KEY]
-        assert {name: schema["type"][0] for name, schema in learned.items()} == UNDOCUMENTED_FIELDS
+        assert {name: schema["type"][0] for name, schema in learned.items()} == LEARNED_KINDS
     # One INFO line per stream, nothing per record.
     lines = _announcements(caplog)
     assert len(lines) == len(STREAM_TYPES), lines
-    assert all("leadScore (integer)" in line and "labels (array)" in line for line in lines)
+    assert all("leadScore (number)" in line and "labels (array)" in line for line in lines)
     assert sum("leadScore" in r.getMessage() for r in caplog.records) == len(STREAM_TYPES)
 
 
 def test_the_next_run_declares_learned_fields_first_and_keeps_their_types(
-    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    undocumented_api: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first = run_in_process(base_config(sandbox))
-    # The API now sends text for an integer field, and numbers for a string one.
-    (odd,) = sandbox.update(WEBSITE_BOT, "lead", [0], fields={"leadScore": "high", "channel": 7})
-    (convertible,) = sandbox.update(WEBSITE_BOT, "lead", [5], fields={"leadScore": "12"})
+    first = run_in_process(base_config(undocumented_api))
+    # The API now sends text for a number field, and numbers for a string one.
+    (odd,) = undocumented_api.update(
+        WEBSITE_BOT, "lead", [0], fields={"leadScore": "high", "channel": 7}
+    )
+    (convertible,) = undocumented_api.update(WEBSITE_BOT, "lead", [5], fields={"leadScore": "12"})
     caplog.set_level(logging.INFO)
-    second = run_in_process(base_config(sandbox), state=first.final_state)
+    second = run_in_process(base_config(undocumented_api), state=first.final_state)
 
     assert second.error is None
     first_schema = next(m for m in second.messages if m["type"] == "SCHEMA")
-    for field, kind in UNDOCUMENTED_FIELDS.items():
+    for field, kind in LEARNED_KINDS.items():
         assert first_schema["schema"]["properties"][field]["type"] == [kind, "null"]
     assert not _announcements(caplog)  # nothing new this run
     by_id = {r["_id"]: r for r in second.records["leads"]}
@@ -98,14 +97,14 @@ def test_the_next_run_declares_learned_fields_first_and_keeps_their_types(
     )
 
 
-def test_state_from_before_schema_evolution_is_read_unchanged(sandbox: Sandbox) -> None:
+def test_state_from_before_schema_evolution_is_read_unchanged(undocumented_api: Sandbox) -> None:
     plain = fresh_bots()
     with Sandbox(bots=plain, rate_limit=None) as old_api:
         old = run_in_process(base_config(old_api))
     assert STATE_KEY not in old.final_state["bookmarks"]["leads"]
     kept = copy.deepcopy(old.final_state)
 
-    result = run_in_process(base_config(sandbox), state=old.final_state)
+    result = run_in_process(base_config(undocumented_api), state=old.final_state)
 
     assert result.error is None
     for stream in STREAM_TYPES:
@@ -125,13 +124,13 @@ def test_a_field_seen_only_as_null_waits_for_a_value(caplog: pytest.LogCaptureFi
         records[0]["laterField"] = 2.5
         return records
 
-    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
-        sandbox.inject(
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as undocumented_api:
+        undocumented_api.inject(
             Fault("data", transform=nulls, times=None, page=1),
             Fault("data", transform=a_value, times=None, page=2, type="lead", bot_id=WEBSITE_BOT),
         )
         caplog.set_level(logging.INFO)
-        result = run_in_process(base_config(sandbox))
+        result = run_in_process(base_config(undocumented_api))
 
     assert result.error is None
     assert result.schemas()["leads"]["properties"]["laterField"]["type"] == ["number", "null"]
@@ -140,26 +139,26 @@ def test_a_field_seen_only_as_null_waits_for_a_value(caplog: pytest.LogCaptureFi
     assert len([line for line in _announcements(caplog) if "laterField" in line]) == 1
 
 
-def test_snake_case_fields_names_learned_fields_too(sandbox: Sandbox) -> None:
-    result = run_in_process(base_config(sandbox, snake_case_fields=True))
+def test_snake_case_fields_names_learned_fields_too(undocumented_api: Sandbox) -> None:
+    result = run_in_process(base_config(undocumented_api, snake_case_fields=True))
 
     assert result.error is None
     properties = result.schemas()["leads"]["properties"]
-    assert properties["lead_score"]["type"] == ["integer", "null"]
+    assert properties["lead_score"]["type"] == ["number", "null"]
     assert properties["is_vip"]["type"] == ["boolean", "null"]
     assert "leadScore" not in properties
     assert all("lead_score" in r for r in result.records["leads"])
     _first_schema_and_record_order(result, "leads", "lead_score")
 
 
-def test_json_mode_puts_every_undocumented_field_in_one_column(sandbox: Sandbox) -> None:
-    result = run_in_process(base_config(sandbox, undocumented_fields="json"))
+def test_json_mode_puts_every_undocumented_field_in_one_column(undocumented_api: Sandbox) -> None:
+    result = run_in_process(base_config(undocumented_api, undocumented_fields="json"))
 
     assert result.error is None
     schemas = [m for m in result.messages if m["type"] == "SCHEMA" and m["stream"] == "leads"]
     assert len(schemas) == 1  # a fixed shape, declared once
     assert schemas[0]["schema"]["properties"][JSON_COLUMN]["type"] == ["object", "null"]
-    sent = {r["_id"]: r for r in sandbox.listing(WEBSITE_BOT, "lead")}
+    sent = {r["_id"]: r for r in undocumented_api.listing(WEBSITE_BOT, "lead")}
     for record in result.records["leads"]:
         assert not set(record) & set(UNDOCUMENTED_FIELDS)
         if record["botId"] == WEBSITE_BOT:
@@ -168,10 +167,10 @@ def test_json_mode_puts_every_undocumented_field_in_one_column(sandbox: Sandbox)
 
 
 def test_discard_mode_drops_and_names_them(
-    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    undocumented_api: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    result = run_in_process(base_config(sandbox, undocumented_fields="discard"))
+    result = run_in_process(base_config(undocumented_api, undocumented_fields="discard"))
 
     assert result.error is None
     for stream in STREAM_TYPES:
@@ -183,10 +182,10 @@ def test_discard_mode_drops_and_names_them(
     assert all("discarded (undocumented_fields: discard)" in line for line in lines)
 
 
-def _catalog(sandbox: Sandbox, deselect: str | None) -> dict[str, Any]:
+def _catalog(undocumented_api: Sandbox, deselect: str | None) -> dict[str, Any]:
     """The discovered catalog with every stream and property selected (Meltano's `leads.*`),
     or with one property of `leads` deselected."""
-    catalog = TapBotPenguin(config=base_config(sandbox)).catalog_dict
+    catalog = TapBotPenguin(config=base_config(undocumented_api)).catalog_dict
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             breadcrumb = item["breadcrumb"]
@@ -196,8 +195,8 @@ def _catalog(sandbox: Sandbox, deselect: str | None) -> dict[str, Any]:
     return catalog
 
 
-def test_a_catalog_selecting_every_property_takes_new_fields(sandbox: Sandbox) -> None:
-    result = run_in_process(base_config(sandbox), catalog=_catalog(sandbox, None))
+def test_a_catalog_selecting_every_property_takes_new_fields(undocumented_api: Sandbox) -> None:
+    result = run_in_process(base_config(undocumented_api), catalog=_catalog(undocumented_api, None))
 
     assert result.error is None
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["leads"]["properties"])
@@ -205,10 +204,12 @@ def test_a_catalog_selecting_every_property_takes_new_fields(sandbox: Sandbox) -
 
 
 def test_a_catalog_picking_properties_one_by_one_does_not_take_new_ones(
-    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    undocumented_api: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    result = run_in_process(base_config(sandbox), catalog=_catalog(sandbox, "uuid"))
+    result = run_in_process(
+        base_config(undocumented_api), catalog=_catalog(undocumented_api, "uuid")
+    )
 
     assert result.error is None
     assert all(not set(r) & {*UNDOCUMENTED_FIELDS, "uuid"} for r in result.records["leads"])
@@ -217,26 +218,28 @@ def test_a_catalog_picking_properties_one_by_one_does_not_take_new_ones(
     assert "the catalog selects this stream's properties one by one" in leads_line
 
 
-def test_stream_maps_follow_the_evolved_schema(sandbox: Sandbox) -> None:
+def test_stream_maps_follow_the_evolved_schema(undocumented_api: Sandbox) -> None:
     maps = {
         "leads": {"__alias__": "crm_leads", "score_twice": "leadScore * 2 if leadScore else None"}
     }
-    result = run_in_process(base_config(sandbox, stream_maps=maps))
+    result = run_in_process(base_config(undocumented_api, stream_maps=maps))
 
     assert result.error is None
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["crm_leads"]["properties"])
     assert all("leadScore" in r for r in result.records["crm_leads"])
 
 
-def test_a_learned_field_later_documented_takes_the_documented_type(sandbox: Sandbox) -> None:
+def test_a_learned_field_later_documented_takes_the_documented_type(
+    undocumented_api: Sandbox,
+) -> None:
     """Moving a field into chat.json wins over what the state learned (and the state forgets
     it once the run declares its fields)."""
-    first = run_in_process(base_config(sandbox))
+    first = run_in_process(base_config(undocumented_api))
     state = copy.deepcopy(first.final_state)
     state["bookmarks"]["leads"][STATE_KEY]["websiteVisits"] = {"type": ["string", "null"]}
     state["bookmarks"]["leads"][STATE_KEY]["oddEntry"] = "not a schema"
 
-    result = run_in_process(base_config(sandbox), state=state)
+    result = run_in_process(base_config(undocumented_api), state=state)
 
     assert result.error is None
     properties = result.schemas()["leads"]["properties"]

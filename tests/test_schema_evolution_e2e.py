@@ -1,6 +1,6 @@
 """End to end: fields the API does not document reach PostgreSQL and DuckDB through `meltano run`.
 
-The sandbox's switch gives every record six undocumented fields (one of each JSON type) and
+The undocumented_api's switch gives every record six undocumented fields (one of each JSON type) and
 every third record a seventh; the warehouse must hold every one of their values, across an
 incremental run in which the API adds a field and sends another type for an existing one.
 """
@@ -8,7 +8,6 @@ incremental run in which the API adds a field and sends another type for an exis
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,15 @@ import pytest
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.undocumented import (
     UNDOCUMENTED_FIELDS,
-    add_undocumented_fields,
     undocumented_of,
 )
 
-from .conftest import PG, STREAM_TYPES, Meltano, dbt_postgres_env, fresh_bots, postgres_env
+from .conftest import ANNOUNCED, PG, STREAM_TYPES, Meltano, dbt_postgres_env, postgres_env
 from .marts import assert_marts_match, duckdb_query, pg_query
 
 pytestmark = pytest.mark.e2e
 
 Rows = dict[tuple[str, str], dict[str, Any]]
-ANNOUNCED = "field(s) its documentation does not list"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    bots = fresh_bots()
-    add_undocumented_fields(bots)
-    with Sandbox(bots=bots, rate_limit=None) as server:
-        yield server
 
 
 def _json(value: Any) -> Any:
@@ -93,11 +82,11 @@ def _loaded(rows: Rows, key: tuple[str, str], field: str) -> Any:
     return value
 
 
-def _assert_every_value_loaded(warehouse: Warehouse, sandbox: Sandbox) -> int:
+def _assert_every_value_loaded(warehouse: Warehouse, undocumented_api: Sandbox) -> int:
     loaded = 0
     for stream, kind in STREAM_TYPES.items():
         rows = warehouse.rows(stream)
-        for key, record in sandbox.all_records(kind).items():
+        for key, record in undocumented_api.all_records(kind).items():
             for field in UNDOCUMENTED_FIELDS:
                 assert _loaded(rows, key, field) == record.get(field), (stream, key, field)
                 loaded += field in record
@@ -106,29 +95,29 @@ def _assert_every_value_loaded(warehouse: Warehouse, sandbox: Sandbox) -> int:
 
 @pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
 def test_undocumented_fields_become_columns_and_survive_an_incremental_run(
-    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
+    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str
 ) -> None:
     warehouse = Warehouse(target, tmp_path, schema)
-    meltano = Meltano(tmp_path, sandbox, **warehouse.env())
+    meltano = Meltano(tmp_path, undocumented_api, **warehouse.env())
     first = meltano.run("run", "tap-botpenguin", target)
 
     sent = sum(
         len(undocumented_of(r))
         for k in STREAM_TYPES.values()
-        for r in sandbox.all_records(k).values()
+        for r in undocumented_api.all_records(k).values()
     )
-    assert _assert_every_value_loaded(warehouse, sandbox) == sent
+    assert _assert_every_value_loaded(warehouse, undocumented_api) == sent
     # Announced once per stream, naming the fields and their types.
     lines = [line for line in first.stderr.splitlines() if ANNOUNCED in line]
     assert len(lines) == len(STREAM_TYPES), lines
     for line in lines:
-        assert "leadScore (integer)" in line
+        assert "leadScore (number)" in line
         assert "utm (object)" in line
         assert "added as columns" in line
 
-    # The API starts sending a new field, and text where an integer was learned.
+    # The API starts sending a new field, and text where a number was learned.
     before = warehouse.rows("leads")
-    changed = sandbox.update(
+    changed = undocumented_api.update(
         WEBSITE_BOT, "lead", [0, 1], fields={"leadScore": "high", "promoCode": "SPRING"}
     )
     second = meltano.run("run", "tap-botpenguin", target)
@@ -152,47 +141,80 @@ def test_undocumented_fields_become_columns_and_survive_an_incremental_run(
 
 
 @pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
-def test_json_mode_keeps_every_undocumented_field_in_one_column(
-    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
+@pytest.mark.parametrize("mode", ["json", "discard"])
+def test_json_and_discard_modes_keep_the_table_shape_fixed(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str, mode: str
 ) -> None:
+    """`json`: every undocumented field in one column; `discard`: the documented columns only.
+    Both name the fields once per stream."""
     warehouse = Warehouse(target, tmp_path, schema)
     meltano = Meltano(
-        tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="json"
-    )
-    done = meltano.run("run", "tap-botpenguin", target)
-
-    for stream, kind in STREAM_TYPES.items():
-        columns = {c.lower() for c in warehouse.columns(stream)}
-        assert not columns & {name.lower() for name in UNDOCUMENTED_FIELDS}
-        rows = warehouse.rows(stream)
-        for key, record in sandbox.all_records(kind).items():
-            assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
-    assert (
-        sum(ANNOUNCED in line and "undocumentedFields" in line for line in done.stderr.splitlines())
-        == 2
-    )
-
-
-@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
-def test_discard_mode_loads_the_documented_columns_only_and_names_what_it_dropped(
-    sandbox: Sandbox, schema: str, tmp_path: Path, target: str
-) -> None:
-    warehouse = Warehouse(target, tmp_path, schema)
-    meltano = Meltano(
-        tmp_path, sandbox, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="discard"
+        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS=mode
     )
     done = meltano.run("run", "tap-botpenguin", target)
 
     documented = json.loads(
         (Path(__file__).parents[1] / "tap_botpenguin/schemas/chat.json").read_text()
     )["properties"]
+    expected = {name.lower() for name in documented}
+    if mode == "json":
+        expected.add("undocumentedfields")
     for stream, kind in STREAM_TYPES.items():
         columns = {c.lower() for c in warehouse.columns(stream) if not c.startswith("_sdc")}
-        assert columns == {name.lower() for name in documented}
-        assert len(warehouse.rows(stream)) == len(sandbox.all_records(kind))
+        assert columns == expected
+        rows = warehouse.rows(stream)
+        assert len(rows) == len(undocumented_api.all_records(kind))
+        if mode == "json":
+            for key, record in undocumented_api.all_records(kind).items():
+                assert _json(rows[key]["undocumentedfields"]) == undocumented_of(record), key
     lines = [line for line in done.stderr.splitlines() if ANNOUNCED in line]
-    assert len(lines) == 2
-    assert all("discarded" in line and "referrer (string)" in line for line in lines)
+    assert len(lines) == len(STREAM_TYPES), lines
+    outcome = "undocumentedFields" if mode == "json" else "discarded"
+    assert all(outcome in line and "referrer (string)" in line for line in lines)
+
+
+LONG = "x" * 63
+
+
+def _colliders(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Names no target can make a column of, next to the documented ones."""
+    for record in records:
+        record.update(
+            {"Status": "X", "": "empty", f"{LONG}_a": "a", f"{LONG}_b": "b", "is_online": "yes"}
+        )
+    return records
+
+
+@pytest.mark.parametrize("snake_case", [False, True])
+@pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
+def test_names_a_target_cannot_create_go_to_the_json_column(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path, target: str, snake_case: bool
+) -> None:
+    """Case-only duplicates, empty names and names longer than 63 bytes once crashed the
+    target (on the first or every later run); they now load into `undocumentedFields`."""
+    undocumented_api.inject(
+        Fault("data", transform=_colliders, times=None, type="lead", bot_id=WEBSITE_BOT)
+    )
+    warehouse = Warehouse(target, tmp_path, schema)
+    env = {"TAP_BOTPENGUIN_SNAKE_CASE_FIELDS": str(snake_case).lower()}
+    meltano = Meltano(tmp_path, undocumented_api, **warehouse.env(), **env)
+    meltano.run("run", "tap-botpenguin", target)
+    undocumented_api.update(WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING"})
+    second = meltano.run("run", "tap-botpenguin", target)
+
+    column = "undocumented_fields" if snake_case else "undocumentedfields"
+    names, rows = warehouse.query(f'select * from "{warehouse.schema}"."leads"')
+    loaded = [dict(zip([n.lower() for n in names], row, strict=True)) for row in rows]
+    sent = undocumented_api.all_records("lead")
+    website = [row for row in loaded if row["bot_id" if snake_case else "botid"] == WEBSITE_BOT]
+    assert len(website) == sum(bot == WEBSITE_BOT for bot, _ in sent)
+    for row in website:
+        record = sent[(WEBSITE_BOT, row["_id"])]
+        assert row["status"] == record["status"]
+        moved = _json(row[column])
+        assert sorted(moved.values()) == sorted(["X", "empty", "a", "b"] + ["yes"] * snake_case)
+        assert not [k for k in row if k.startswith(LONG)]
+    assert "cannot be columns of their own" in second.stderr
 
 
 def _dbt_build(meltano: Meltano, target: str, dbt: str) -> str:
@@ -201,7 +223,7 @@ def _dbt_build(meltano: Meltano, target: str, dbt: str) -> str:
 
 @pytest.mark.parametrize("target", ["target-postgres", "target-duckdb"])
 def test_dbt_builds_while_columns_appear(
-    sandbox: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path, target: str
+    undocumented_api: Sandbox, pg: psycopg.Connection, schema: str, tmp_path: Path, target: str
 ) -> None:
     warehouse = Warehouse(target, tmp_path, schema)
     if target == "target-postgres":
@@ -210,23 +232,25 @@ def test_dbt_builds_while_columns_appear(
     else:
         dbt, env = "dbt-duckdb", {"DBT_DUCKDB_PATH": str(warehouse.database)}
         analytics, query = "analytics", duckdb_query(warehouse.database)
-    meltano = Meltano(tmp_path, sandbox, **warehouse.env(), **env)
+    meltano = Meltano(tmp_path, undocumented_api, **warehouse.env(), **env)
     try:
         assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
-        sandbox.update(WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING", "rating": "n/a"})
+        undocumented_api.update(
+            WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING", "rating": "n/a"}
+        )
         assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
         assert "promocode" in {c.lower() for c in warehouse.columns("leads")}
-        assert_marts_match(query, analytics, sandbox)
+        assert_marts_match(query, analytics, undocumented_api)
     finally:
         pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
 
 
 def test_the_mirror_keeps_its_rows_when_a_column_appears_mid_run(
-    sandbox: Sandbox, schema: str, tmp_path: Path
+    undocumented_api: Sandbox, schema: str, tmp_path: Path
 ) -> None:
     """A SCHEMA message between a version's records must not split or empty the table."""
     warehouse = Warehouse("target-postgres", tmp_path, schema)
-    meltano = Meltano(tmp_path, sandbox, **warehouse.env())
+    meltano = Meltano(tmp_path, undocumented_api, **warehouse.env())
     meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
 
     # The next mirror run meets a new field on a later page of the biggest listing.
@@ -234,16 +258,39 @@ def test_the_mirror_keeps_its_rows_when_a_column_appears_mid_run(
         records[0]["promoCode"] = "SPRING"
         return records
 
-    sandbox.inject(
+    undocumented_api.inject(
         Fault("data", transform=promo, times=None, page=3, type="lead", bot_id=WEBSITE_BOT)
     )
-    carrier = sandbox.page(WEBSITE_BOT, "lead", 3)[0]["_id"]
+    carrier = undocumented_api.page(WEBSITE_BOT, "lead", 3)[0]["_id"]
     meltano.run("run", "tap-botpenguin--mirror", "target-postgres")
 
     for stream, kind in STREAM_TYPES.items():
         rows = warehouse.rows(stream)
-        assert set(rows) == set(sandbox.all_records(kind)), stream
+        assert set(rows) == set(undocumented_api.all_records(kind)), stream
         assert all(row["_sdc_deleted_at"] is None for row in rows.values()), stream
-    _assert_every_value_loaded(warehouse, sandbox)
+    _assert_every_value_loaded(warehouse, undocumented_api)
     carriers = [key for key, row in warehouse.rows("leads").items() if row["promocode"]]
     assert carriers == [(WEBSITE_BOT, carrier)]
+
+
+def test_meltano_schema_extra_declares_a_field_and_its_type_wins(
+    undocumented_api: Sandbox, schema: str, tmp_path: Path
+) -> None:
+    """docs/schema-evolution.md's route: Meltano's `schema` extra declares `leadScore` as text."""
+    warehouse = Warehouse("target-duckdb", tmp_path, schema)
+    declared = {"leads": {"leadScore": {"type": ["string", "null"]}}}
+    meltano = Meltano(
+        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN__SCHEMA=json.dumps(declared)
+    )
+    done = meltano.run("run", "tap-botpenguin", "target-duckdb")
+
+    rows = warehouse.rows("leads")
+    for key, record in undocumented_api.all_records("lead").items():
+        assert rows[key]["leadscore"] == str(record["leadScore"]), key
+    chats = warehouse.rows("chats")
+    for key, record in undocumented_api.all_records("non-lead").items():
+        assert float(chats[key]["leadscore"]) == record["leadScore"], key
+    (leads_line,) = [
+        line for line in done.stderr.splitlines() if ANNOUNCED in line and "leads:" in line
+    ]
+    assert "leadScore" not in leads_line  # declared, so not announced as new
