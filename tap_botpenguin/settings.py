@@ -100,6 +100,18 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_parallel_tokens",
+        th.IntegerType(minimum=1),
+        default=4,
+        title="Max parallel tokens",
+        description=(
+            "How many tokens' listings are read at the same time (a thread per token, one "
+            "request at a time per listing; records and state are written in the usual "
+            "order). Bots sharing a token are read one after the other. `1` reads every "
+            "listing in turn (docs/concurrency.md)."
+        ),
+    ),
+    th.Property(
         "request_timeout",
         th.NumberType(exclusive_minimum=0),
         default=60,

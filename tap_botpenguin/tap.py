@@ -23,6 +23,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_botpenguin import streams
 from tap_botpenguin.checks import api_url_problems, token_problems, trim_pasted_values
+from tap_botpenguin.concurrency import Scheduler
 from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
 from tap_botpenguin.failures import Failures
 from tap_botpenguin.listing import PageSizes
@@ -163,6 +164,11 @@ class TapBotPenguin(Tap):
         return resolved
 
     @cached_property
+    def scheduler(self) -> Scheduler:
+        """Which listings worker threads read ahead, token by token (see `concurrency`)."""
+        return Scheduler(self)
+
+    @cached_property
     def failures(self) -> Failures:
         """What the run heard from the API, and the listings it set aside (see `failures`)."""
         return Failures([bot.token for bot in self.bots])
@@ -242,6 +248,7 @@ class TapBotPenguin(Tap):
         """
         if stream is not list(self.streams.values())[-1]:
             return
+        self.scheduler.stop()
         self.totals.report(self.logger)
         error = self.failures.error()
         if error is not None:
