@@ -265,9 +265,15 @@ class Scheduler:
         for stream in self.tap.streams.values():
             if not stream.selected:
                 continue
+            bookmarks = self.tap.state.get("bookmarks")
+            new = isinstance(bookmarks, dict) and stream.name not in bookmarks
             for context in stream.partitions:
                 read = stream.plan_read(context, _stored(stream, context))
                 jobs.append(Job(stream, context, read.bot.token, read))
+            if new and bookmarks.get(stream.name) == {}:
+                # Planning read the stream's state, which made it empty: STATE stays as the
+                # SDK would write it until the stream's turn comes.
+                del bookmarks[stream.name]
         return jobs
 
     def stop(self) -> None:
