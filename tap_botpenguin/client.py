@@ -311,24 +311,18 @@ class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
         job = self._tap.scheduler.job(self, context)  # read ahead by a worker, or here
         read: BotRead = job.read if job is not None else self.plan_read(context, partition)
         self._local.read = read
-        bot, listing, scan, progress, plan = (
-            read.bot,
-            read.listing,
-            read.scan,
-            read.progress,
-            read.plan,
-        )
+        bot, listing, scan, progress = read.bot, read.listing, read.scan, read.progress
         records = (
             (record for page in job.buffer.pages() for record in page)
             if job is not None
             else super().get_records(context)
         )
-        failed = False
+        failed, floor = False, read.plan.floor
         try:
             for record in records:
                 updated = record.get("updatedAt")
                 # Records without a readable `updatedAt` cannot be filtered safely: kept.
-                if plan.floor is not None and isinstance(updated, str) and updated < plan.floor:
+                if floor is not None and isinstance(updated, str) and updated < floor:
                     continue
                 progress.records_emitted += 1
                 yield record
