@@ -253,8 +253,10 @@ class Scheduler:
         """The listing's scheduled read; None: the main thread reads it (as with 1 worker)."""
         if not self._started:
             self._started = True
-            # `--test` reads one record per stream: nothing to schedule.
-            if self.workers > 1 and stream.ABORT_AT_RECORD_COUNT is None:
+            # One token: nothing to read side by side (its listings go one after the other
+            # anyway). `--test` reads one record per stream: nothing to schedule either.
+            tokens = {bot.token for bot in self.tap.bots}
+            if min(self.workers, len(tokens)) > 1 and stream.ABORT_AT_RECORD_COUNT is None:
                 self._schedule = Schedule(
                     self._jobs(), self.workers, _read_listing, self.tap.failures.heard
                 )
