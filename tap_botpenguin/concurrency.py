@@ -36,7 +36,7 @@ import msgspec
 from tap_botpenguin.errors import ListingError
 
 #: Pages of one listing kept in memory before the next ones go to its temporary file.
-PAGES_IN_MEMORY = 4
+PAGES_IN_MEMORY = 2
 _LENGTH = struct.Struct("<I")
 
 
