@@ -332,8 +332,6 @@ class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
                 self.name, bot.bot_id, bot.token, error, self.logger, heard
             )
             failed = True
-            if job is not None:
-                job.buffer.resume()
         if failed or listing.unconfirmed:
             keep_bookmark(partition)
         else:

@@ -54,8 +54,6 @@ class Outcome:
 
     error: BaseException | None = None
     heard: tuple[int, bool] | None = None
-    #: The main thread handled the failure and the run goes on: the token's worker may too.
-    handled: threading.Event = field(default_factory=threading.Event)
 
 
 class PageBuffer:
@@ -106,11 +104,6 @@ class PageBuffer:
                 if self._end is not None:
                     return self._end
                 self._ready.wait()
-
-    def resume(self) -> None:
-        """The listing's failure was handled and the run goes on (see `Outcome.handled`)."""
-        if self._end is not None:
-            self._end.handled.set()
 
     @property
     def heard(self) -> tuple[int, bool] | None:
@@ -191,7 +184,6 @@ class Schedule:
             self._queue.clear()
         for job in self._all:
             job.buffer.close()
-            job.buffer.resume()  # a worker waiting on a failure's verdict: it stops now
         self._jobs.clear()
 
     def _work(self) -> None:
@@ -219,11 +211,9 @@ class Schedule:
         try:
             self._reader(job, put)
         except ListingError as error:
-            outcome = Outcome(error, self._heard())
-            job.buffer.end(outcome)
-            # The token's next listing waits for the main thread's verdict: a failure that
-            # concerns every bot (`failures`) stops the run before another request is made.
-            outcome.handled.wait()
+            # The token's next listing goes on: waiting for the main thread's verdict could
+            # hold every worker while the main thread waits for a token none has started.
+            job.buffer.end(Outcome(error, self._heard()))
         except BaseException as error:  # raised on the main thread, in order
             job.buffer.end(Outcome(error))
             return error

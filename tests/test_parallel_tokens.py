@@ -163,3 +163,26 @@ def test_a_listing_buffer_keeps_pages_in_order_beyond_memory() -> None:
     buffer.end(Outcome())
     got += list(taken)
     assert got == pages
+
+
+def test_listings_failing_on_every_worker_hold_no_other_token(tmp_path: Path) -> None:
+    """Two workers, three tokens: both workers' `leads` fail while the main thread still
+    waits for the third token's `chats`; the third token is read, nothing hangs."""
+    with Sandbox(bots=own_tokens(fresh_bots()), rate_limit=None) as sandbox:
+        for bot in sandbox.bots[:2]:
+            sandbox.inject(Fault("status", status=403, type="lead", bot_id=bot.bot_id, times=None))
+        config = own_token_config(sandbox, max_parallel_tokens=2)
+        result = run_cli(config, tmp_path, timeout=60)
+        expected = {
+            (stream, bot, record_id)
+            for stream, kind in STREAM_TYPES.items()
+            for (bot, record_id) in sandbox.all_records(kind)
+            if stream == "chats" or bot not in {b.bot_id for b in sandbox.bots[:2]}
+        }
+
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "| ERROR " in line]
+    assert len(errors) == 2, result.stderr
+    assert all("leads (bot" in line and "403" in line for line in errors)
+    emitted = {(s, r["botId"], r["_id"]) for s, rs in result.records.items() for r in rs}
+    assert emitted == expected
