@@ -5,12 +5,15 @@ a fixed latency; the tap runs as a user runs it (`python -m tap_botpenguin`). Us
 
     .venv/bin/python benchmarks/concurrency.py                      # K = 1, 4 at 0.3 s
     .venv/bin/python benchmarks/concurrency.py --tokens 1 4 16 --latency 0.3 1.2 --pages 20
-    .venv/bin/python benchmarks/concurrency.py --setting pages_in_flight=3
+    .venv/bin/python benchmarks/concurrency.py --setting max_parallel_tokens=16
+    .venv/bin/python benchmarks/concurrency.py --memory 60000 --tokens 1 8
 
 Prints wall(K), wall(K)/wall(1), requests per minute per token (over each token's own span,
 and after its first minute: the first window may burst to the whole allowance at once) and the
 number of 429 answers. Goals (issue 15): wall(K)/wall(1) <= 1.3 for K <= 16;
 >= 95 requests/min per token at up to 2 s per answer on listings over 200 pages; no 429.
+`--memory N` instead prints the tap's peak RSS reading N records spread over K tokens (no
+latency, no rate limit): the buffers must keep it flat (goal: within 1.3x of one token's).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from tap_botpenguin.sandbox import Bot, Sandbox, make_inbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CUSTOMER = "c" * 24
 PAGE_SIZE = 20
@@ -85,14 +90,58 @@ def run(tokens: int, latency: float, pages: int, settings: dict[str, object]) ->
     }
 
 
+def peak_rss(tokens: int, records: int, settings: dict[str, object]) -> int:
+    """Peak RSS (KiB) of the tap reading `records` leads spread over `tokens` bots/tokens."""
+    bots = [
+        Bot(
+            f"{index:024x}",
+            CUSTOMER,
+            f"bench-token-{index:04d}-5f2e9c",
+            leads=make_inbox(f"m{index}", records // tokens),
+            chats=[],
+        )
+        for index in range(1, tokens + 1)
+    ]
+    with Sandbox(bots=bots, page_size=100, rate_limit=None) as server:
+        config = {
+            "customer_id": CUSTOMER,
+            "bots": [{"bot_id": bot.bot_id, "bot_token": bot.token} for bot in bots],
+            "api_url": server.url,
+            "requests_per_minute": 1_000_000,  # memory, not the allowance: throttle lifted
+            **settings,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            path, out = Path(tmp) / "config.json", Path(tmp) / "peak"
+            path.write_text(json.dumps(config))
+            wrapper = [sys.executable, str(ROOT / "benchmarks/peak_rss.py"), str(out)]
+            subprocess.run(
+                [*wrapper, "tap_botpenguin", "--config", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
+            return int(out.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--latency", type=float, nargs="+", default=[0.3])
     parser.add_argument("--pages", type=int, default=20, help="leads pages per bot")
     parser.add_argument("--setting", action="append", default=[], help="name=json value")
+    parser.add_argument("--memory", type=int, help="peak RSS reading this many records")
     args = parser.parse_args()
     settings = {name: json.loads(value) for name, value in (s.split("=", 1) for s in args.setting)}
+    if args.memory:
+        base_kib = None
+        for tokens in args.tokens:
+            kib = peak_rss(tokens, args.memory, settings)
+            base_kib = base_kib or kib
+            print(
+                f"{args.memory} records over K={tokens:>2} tokens: peak RSS {kib / 1024:6.1f} MiB "
+                f"({kib / base_kib:.2f}x K={args.tokens[0]})"
+            )
+        return
     print(f"pages per bot: {args.pages} ({PAGE_SIZE} records each); settings: {settings}")
     for latency in args.latency:
         base = None

@@ -8,14 +8,14 @@ by `sanitize`). Retries and waits follow `retries`; every attempt passes the tok
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator, Iterable, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
-from singer_sdk.helpers._state import PROGRESS_MARKERS
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
@@ -24,6 +24,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from tap_botpenguin.errors import BotPenguinError, ListingError
 from tap_botpenguin.listing import Listing, ListingPaginator
 from tap_botpenguin.logs import quiet_routine_lines
+from tap_botpenguin.mirror import MirroringStream
 from tap_botpenguin.naming import snake_case, snake_case_record
 from tap_botpenguin.progress import Progress
 from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader
@@ -34,11 +35,11 @@ from tap_botpenguin.sanitize import (
     parse_datetime,
     utc_iso,
 )
-from tap_botpenguin.scan import ScanHistory, ScanRun, plan_scan
+from tap_botpenguin.scan import ScanHistory, ScanPlan, ScanRun, keep_bookmark, plan_scan
 from tap_botpenguin.schema_stream import EvolvingStream
 from tap_botpenguin.schemas import CHAT_SCHEMA
 from tap_botpenguin.throttle import RateLimiter
-from tap_botpenguin.transport import api_session
+from tap_botpenguin.transport import ApiSession, api_session
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -69,9 +70,13 @@ class BotRead:
     listing: Listing
     scan: ScanRun
     progress: Progress
+    history: ScanHistory
+    plan: ScanPlan
+    #: Where a worker hands each page's records (see `concurrency`); None: yielded.
+    sink: Callable[[list[dict[str, Any]]], None] | None = None
 
 
-class BotPenguinStream(RetryingStream, EvolvingStream):
+class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
     """One `type` of the chats listing, read page by page for each configured bot."""
 
     path = LISTING_PATH
@@ -98,23 +103,30 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         self._bot_key = snake_case("botId") if self._snake_case else "botId"
         if self._snake_case:
             self.replication_key = snake_case(self.replication_key)
-        # Only to api_url's host, each request within request_timeout (see `transport`).
-        self._requests_session = api_session(self.url_base, tap.secrets)
         self._reader = ResponseReader(
             self.logger, self.where, tap.secrets, str(self.config["auth_method"])
         )
-        self._decoded: tuple[requests.Response, Page] | None = None
-        self._read: BotRead | None = None
-        #: Every listing of this run ended where it surely ends (see `_activate_version`).
-        self._complete = True
+        # The listing being read, its last answer and session are the calling thread's:
+        # workers read listings of other tokens at the same time (see `concurrency`).
+        self._local = threading.local()
 
     @property
     def read(self) -> BotRead:
-        """The bot listing being read (set per partition in `get_records`)."""
-        if self._read is None:
+        """The bot listing this thread reads (set per partition in `get_records`)."""
+        read: BotRead | None = getattr(self._local, "read", None)
+        if read is None:
             msg = "no bot selected: records are read per bot partition"
             raise RuntimeError(msg)
-        return self._read
+        return read
+
+    @override
+    @property
+    def requests_session(self) -> requests.Session:
+        """Only to api_url's host, each request within request_timeout (see `transport`)."""
+        session: ApiSession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = api_session(self.url_base, self._tap.secrets)
+        return session
 
     @override
     def where(self) -> str:
@@ -173,8 +185,8 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
     @override
     def validate_response(self, response: requests.Response) -> None:
         """Classify and decode the body, once; `parse_response` reuses the result."""
-        self._tap.failures.answers += 1
-        self._decoded = (response, self._reader.read(response))
+        self._tap.failures.answered()
+        self._local.decoded = (response, self._reader.read(response))
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
@@ -183,11 +195,12 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        if self._decoded is not None and self._decoded[0] is response:
-            page = self._decoded[1]
+        decoded: tuple[requests.Response, Page] | None = getattr(self._local, "decoded", None)
+        if decoded is not None and decoded[0] is response:
+            page = decoded[1]
         else:  # not reached through `_request`; decode here
             page = self._reader.read(response)
-        self._decoded = None
+        self._local.decoded = None
         self._tap.failures.read_a_page = True
         self._undocumented.inspect_page(page.records)
         sanitizer = self._undocumented.sanitizer
@@ -208,6 +221,8 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
         if records:
             read.scan.page_read(page.number, records, shifted)
             read.progress.page_read(len(records))
+            if read.sink is not None:
+                read.sink(records)
         return records
 
     # --- what the retry and wait policy throttles and reports on (see `retries`) -------
@@ -246,18 +261,17 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Read one bot's listing as its scan plan says; keep records from the plan's floor."""
-        assert context is not None, "streams are always partitioned by bot"
+        try:
+            yield from self._partition_records(context)
+        except BaseException:
+            self._tap.scheduler.stop()  # the run stops here: so do the workers
+            raise
+
+    def plan_read(self, context: Context, partition: dict[str, Any]) -> BotRead:
+        """How this run reads a bot's listing, from its partition's state (main thread)."""
+        _ = self._undocumented  # made from the stream's state here, not on a worker
         bot = self._tap.bot_settings(context[self._bot_key])
-        partition = self.get_context_state(context)
-        # The SDK writes the signpost for the stream, not per partition: without it a
-        # partition's bookmark could jump past records changed during the run.
-        started_at = self._tap.started_at
-        self.state_manager.write_replication_key_signpost(started_at, context=context)
         history = ScanHistory.load(partition)
-        full_table = self.replication_method == REPLICATION_FULL_TABLE
-        if full_table and self._mirrors and self._stream_version is None:
-            # The run's start (ms): one version for all bots; each run's rows replace the last's.
-            self._stream_version = int(self._tap.started.timestamp() * 1000)
         plan = plan_scan(
             history,
             mode=str(self.config["scan_mode"]),
@@ -265,78 +279,74 @@ class BotPenguinStream(RetryingStream, EvolvingStream):
             bookmark=self._bookmark(partition),
             start_date=self._tap.start_date,
             now=self._tap.now(),
-            full_table=full_table,
+            full_table=self.replication_method == REPLICATION_FULL_TABLE,
         )
         where = f"{self.name} (bot {bot.bot_id})"
         progress = Progress(self.logger, self.name, bot.bot_id, bot.limiter)
         listing = Listing(where, self.logger, self._tap.page_sizes)
         scan = ScanRun(plan, where, self.logger)
-        self._read = BotRead(bot, listing, scan, progress)
         self.logger.info("%s bot %s: %s", self.name, bot.bot_id, plan.describe())
-        failed = False
+        return BotRead(bot, listing, scan, progress, history, plan)
+
+    def read_listing(
+        self, read: BotRead, context: Context, sink: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
+        """Read a listing on this thread (a worker's), handing each page's records to `sink`."""
+        read.sink = sink
+        self._local.read = read
+        for _ in self.request_records(context):
+            pass
+
+    def _partition_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        assert context is not None, "streams are always partitioned by bot"
+        partition = self.get_context_state(context)
+        # The SDK writes the signpost for the stream, not per partition: without it a
+        # partition's bookmark could jump past records changed during the run.
+        started_at = self._tap.started_at
+        self.state_manager.write_replication_key_signpost(started_at, context=context)
+        full_table = self.replication_method == REPLICATION_FULL_TABLE
+        if full_table and self._mirrors and self._stream_version is None:
+            # The run's start (ms): one version for all bots; each run's rows replace the last's.
+            self._stream_version = int(self._tap.started.timestamp() * 1000)
+        job = self._tap.scheduler.job(self, context)  # read ahead by a worker, or here
+        read: BotRead = job.read if job is not None else self.plan_read(context, partition)
+        self._local.read = read
+        bot, listing, scan, progress = read.bot, read.listing, read.scan, read.progress
+        records = (
+            (record for page in job.buffer.pages() for record in page)
+            if job is not None
+            else super().get_records(context)
+        )
+        failed, floor = False, read.plan.floor
         try:
-            for record in super().get_records(context):
+            for record in records:
                 updated = record.get("updatedAt")
                 # Records without a readable `updatedAt` cannot be filtered safely: kept.
-                if plan.floor is not None and isinstance(updated, str) and updated < plan.floor:
+                if floor is not None and isinstance(updated, str) and updated < floor:
                     continue
                 progress.records_emitted += 1
                 yield record
         except ListingError as error:
-            self._tap.failures.set_aside(self.name, bot.bot_id, bot.token, error, self.logger)
+            heard = None if job is None else job.buffer.heard
+            self._tap.failures.set_aside(
+                self.name, bot.bot_id, bot.token, error, self.logger, heard
+            )
             failed = True
         if failed or listing.unconfirmed:
-            self._keep_bookmark(partition)
+            keep_bookmark(partition)
         else:
             scan.finish(
-                history,
+                read.history,
                 started_at=started_at,
                 pages=listing.pages,
                 page_size=self._tap.page_sizes.size,
             ).save(partition)
         progress.overlaps = listing.overlaps
-        progress.finish("set aside" if failed else scan.outcome(history, listing.pages))
+        progress.finish("set aside" if failed else scan.outcome(read.history, listing.pages))
         self._tap.totals.add(progress, set_aside=failed)
         self._complete = self._complete and not (failed or listing.maybe_truncated)
         if self._stream_version is not None and context == self.partitions[-1]:
             self._activate_version()
-
-    # --- mirroring (full-table replication with ACTIVATE_VERSION) ---------------------
-    @property
-    def _mirrors(self) -> bool:
-        return bool(self.config.get("emit_activate_version_messages"))
-
-    @override
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        # The SDK sends ACTIVATE_VERSION before the records. target-postgres then marks
-        # (or hard-deletes) every row at once, and a run that fails half-way leaves the
-        # table emptied. `get_records` sends it after the last bot's records instead.
-        return False
-
-    def _activate_version(self) -> None:
-        """Tell the target this run's rows are the whole table: the others were deleted."""
-        if not self._complete:
-            self.logger.warning(
-                "%s: not activating this run's table version: a listing may have ended "
-                "early (see the warnings above), so rows it did not send are kept",
-                self.name,
-            )
-            return
-        assert self._stream_version is not None
-        self._write_activate_version_message(self._stream_version)
-
-    @staticmethod
-    def _keep_bookmark(partition: dict[str, Any]) -> None:
-        """Let the SDK commit the previous bookmark, not the one this read would advance to.
-
-        An unsorted stream's new bookmark waits in the SDK's progress markers until the
-        partition is finalized; without them the partition keeps its previous one.
-        """
-        markers = partition.get(PROGRESS_MARKERS)
-        if isinstance(markers, dict):
-            markers.pop("replication_key", None)
-            markers.pop("replication_key_value", None)
 
     @override
     def _generate_record_messages(

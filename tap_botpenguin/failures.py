@@ -23,6 +23,7 @@ Anything else the tap stops on (an API ignoring `page`, a record without `_id`) 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -52,27 +53,49 @@ class Failures:
     lines: list[str] = field(default_factory=list)
     #: `answers` when the last listing set aside without an answer was; None: none was.
     _silent_at: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def concerns_every_bot(self, error: ListingError, token: str) -> bool:
-        """Whether `error` (of a bot using `token`) is a misconfiguration of the whole run."""
+    def answered(self) -> None:
+        """A request got an HTTP answer (listings of several tokens are read at once)."""
+        with self._lock:
+            self.answers += 1
+
+    def heard(self) -> tuple[int, bool]:
+        """What the run has heard so far: `answers` and `read_a_page`."""
+        return self.answers, self.read_a_page
+
+    def concerns_every_bot(
+        self, error: ListingError, token: str, heard: tuple[int, bool] | None = None
+    ) -> bool:
+        """Whether `error` (of a bot using `token`) is a misconfiguration of the whole run.
+
+        `heard`: what the run had heard when the listing failed, if it was read ahead.
+        """
+        answers, read_a_page = heard or self.heard()
         if error.status is None:
-            return self.answers in (0, self._silent_at)  # never answered, or not since
+            return answers in (0, self._silent_at)  # never answered, or not since
         return (
             error.status == HTTPStatus.UNAUTHORIZED
             and error.page == 1
-            and not self.read_a_page
+            and not read_a_page
             and all(other == token for other in self.tokens)
         )
 
     def set_aside(
-        self, stream: str, bot_id: str, token: str, error: ListingError, logger: logging.Logger
+        self,
+        stream: str,
+        bot_id: str,
+        token: str,
+        error: ListingError,
+        logger: logging.Logger,
+        heard: tuple[int, bool] | None = None,
     ) -> None:
         """Remember a failed listing for the run's closing lines, or stop the run at once."""
-        if self.concerns_every_bot(error, token):
+        if self.concerns_every_bot(error, token, heard):
             # The listings set aside before, then why the run stops: one line each.
             raise BotPenguinError("\n".join([*self.lines, self._stop_line(error)])) from error
         if error.status is None:
-            self._silent_at = self.answers
+            self._silent_at = (heard or self.heard())[0]
         self.lines.append(f"{stream} (bot {bot_id}) set aside, its state unchanged: {error}")
         logger.warning(
             "%s (bot %s): set aside, its state unchanged; the other listings go on and the "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,7 @@ class PageSizes:
     def __init__(self, known: int | None = None) -> None:
         self.size = known
         self._pending: list[tuple[str, int]] = []
+        self._lock = threading.Lock()  # listings of several tokens are read at once
 
     def is_full(self, records: int) -> bool:
         """Whether a page of `records` is known to be a full page."""
@@ -76,16 +78,24 @@ class PageSizes:
 
     def learn(self, full_page: int) -> None:
         """A page of `full_page` records was followed by another: the API's size is that."""
-        if self.size is not None and full_page <= self.size:
-            return
-        self.size = full_page
-        for where, records in self._pending:
+        with self._lock:
+            if self.size is not None and full_page <= self.size:
+                return
+            self.size = full_page
+            pending = list(self._pending)
+        for where, records in pending:
             if records >= full_page:
                 raise _ignores_page(where, records, full_page)
 
     def defer(self, where: str, records: int) -> None:
         """Judge `where`'s repeated page 1 of `records` once a page size is known."""
-        self._pending.append((where, records))
+        with self._lock:
+            size = self.size
+            if size is None:
+                self._pending.append((where, records))
+                return
+        if records >= size:  # learned by a listing read at the same time
+            raise _ignores_page(where, records, size)
 
 
 class Listing:

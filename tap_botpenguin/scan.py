@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+from singer_sdk.helpers._state import PROGRESS_MARKERS
+
 from tap_botpenguin.sanitize import parse_datetime
 
 #: The key of a bot partition's state that holds its `ScanHistory`.
@@ -229,3 +231,15 @@ class ScanRun:
         if self.broken_at is not None:
             return f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}"
         return f"read to the end before passing the bookmark: {_pages(pages)}"
+
+
+def keep_bookmark(partition: dict[str, Any]) -> None:
+    """Let the SDK commit the previous bookmark, not the one this read would advance to.
+
+    An unsorted stream's new bookmark waits in the SDK's progress markers until the
+    partition is finalized; without them the partition keeps its previous one.
+    """
+    markers = partition.get(PROGRESS_MARKERS)
+    if isinstance(markers, dict):
+        markers.pop("replication_key", None)
+        markers.pop("replication_key_value", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -122,6 +123,20 @@ def base_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+def own_tokens(bots: list[Bot]) -> list[Bot]:
+    """The same bots, each with a token of its own (listings of different tokens)."""
+    return [
+        dataclasses.replace(bot, token=f"own-token-{n}-{bot.bot_id[-6:]}-9c4e")
+        for n, bot in enumerate(bots)
+    ]
+
+
+def own_token_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
+    """`base_config`, but every bot with the token the sandbox gave it."""
+    bots = [{"bot_id": bot.bot_id, "bot_token": bot.token} for bot in sandbox.bots]
+    return base_config(sandbox, bots=bots, **overrides)
 
 
 @dataclass

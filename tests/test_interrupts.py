@@ -22,7 +22,15 @@ import pytest
 
 from tap_botpenguin.sandbox import Sandbox
 
-from .conftest import ALL_BOTS, STREAM_TYPES, base_config, fresh_bots, run_in_process
+from .conftest import (
+    ALL_BOTS,
+    STREAM_TYPES,
+    base_config,
+    fresh_bots,
+    own_token_config,
+    own_tokens,
+    run_in_process,
+)
 
 TRIALS = 12
 
@@ -88,11 +96,15 @@ def run_trial(
     tmp: Path,
     state: dict[str, Any] | None = None,
     expected: set[tuple[str, str, str]] | None = None,
+    *,
+    own: bool = False,
 ) -> Trial:
     """Runs until one completes, killing up to three; `expected` defaults to every record."""
     rng = random.Random(seed)
     config = tmp / "config.json"
-    config.write_text(json.dumps(base_config(sandbox, requests_per_minute=100_000)))
+    # Bots with tokens of their own are read side by side (`max_parallel_tokens`).
+    settings = own_token_config if own else base_config
+    config.write_text(json.dumps(settings(sandbox, requests_per_minute=100_000)))
     if expected is None:
         expected = {
             (stream, bot, record_id)
@@ -125,11 +137,28 @@ def test_no_record_is_lost_across_kills_and_resumes(seed: int, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("seed", range(TRIALS // 2))
-def test_no_change_is_lost_across_kills_of_runs_that_stop_early(seed: int, tmp_path: Path) -> None:
-    """The listings are verified newest first, so every run stops after the changed pages."""
+def test_no_record_is_lost_across_kills_of_tokens_read_side_by_side(
+    seed: int, tmp_path: Path
+) -> None:
+    """Each bot with its own token: its listings are read ahead by a worker while the
+    main thread emits another's; a kill loses what was read and not emitted, never more."""
+    with Sandbox(bots=own_tokens(fresh_bots()), rate_limit=None, latency=0.002) as sandbox:
+        trial = run_trial(seed + 100, sandbox, tmp_path, own=True)
+
+    assert trial.lost == 0
+    assert trial.runs >= 1
+
+
+@pytest.mark.parametrize(("seed", "own"), [(n, n % 2 == 1) for n in range(TRIALS // 2)])
+def test_no_change_is_lost_across_kills_of_runs_that_stop_early(
+    seed: int, own: bool, tmp_path: Path
+) -> None:
+    """The listings are verified newest first, so every run stops after the changed pages.
+    Odd seeds: every bot with its own token (read side by side)."""
     rng = random.Random(seed)
-    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
-        complete = run_in_process(base_config(sandbox))
+    bots = own_tokens(fresh_bots()) if own else fresh_bots()
+    with Sandbox(bots=bots, rate_limit=None) as sandbox:
+        complete = run_in_process((own_token_config if own else base_config)(sandbox))
         changed = {
             (stream, bot_id, record_id)
             for stream, kind in STREAM_TYPES.items()
@@ -138,7 +167,9 @@ def test_no_change_is_lost_across_kills_of_runs_that_stop_early(seed: int, tmp_p
             for record_id in sandbox.touch(bot_id, kind, rng.randint(1, 40))
         }
         before = len(sandbox.listing_requests())
-        trial = run_trial(seed, sandbox, tmp_path, state=complete.final_state, expected=changed)
+        trial = run_trial(
+            seed, sandbox, tmp_path, state=complete.final_state, expected=changed, own=own
+        )
         reread = len(sandbox.listing_requests()) - before
 
     assert trial.lost == 0
