@@ -136,7 +136,7 @@ class PageBuffer:
 class Job:
     """One listing to read: the stream, its partition and the token whose worker reads it.
 
-    `read` is whatever the stream needs to read it (its `client.BotRead` and plan).
+    `read` is whatever the stream needs to read it (its `reading.BotRead`).
     """
 
     stream: Any

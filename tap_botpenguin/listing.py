@@ -116,6 +116,12 @@ class Listing:
         self._previous_ids: list[Any] = []
         self._previous_updates: dict[Any, Any] = {}
 
+    @property
+    def last_page_full(self) -> bool:
+        """Whether the last page read was full, as far as known (a short page is the last)."""
+        size = self.page_sizes.size
+        return size is None or len(self._previous_ids) >= size
+
     def accept(self, page: Page) -> tuple[list[dict[str, Any]], set[Any]]:
         """The records of `page` to pass on (none when it ends the listing), and the ids.
 

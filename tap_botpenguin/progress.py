@@ -8,6 +8,7 @@ limit and `Retry-After`) and duration. At the end of the run, one `run total` li
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,6 +39,14 @@ class Progress:
         self.waited = 0.0
         self.overlaps = 0
         self._started = self._last_report = clock()
+        #: Pages read ahead wait and are counted on several threads (see `readahead`).
+        self._lock = threading.Lock()
+        self._waits_end = self._started
+
+    def count_request(self) -> None:
+        """A request is being sent."""
+        with self._lock:
+            self.requests += 1
 
     def page_read(self, records: int) -> None:
         """A page arrived; report if the last report is older than the interval."""
@@ -78,10 +87,22 @@ class Progress:
                 self.overlaps,
             )
 
-    def waiting(self, seconds: float, reason: str) -> None:
-        """Count a pause, and say why nothing is happening (skipped for short pauses)."""
-        self.waited += seconds
-        if seconds >= 1.0:
+    def waiting(self, seconds: float, reason: str | None) -> None:
+        """Count a pause, and say why nothing is happening (skipped for short pauses).
+
+        `reason` None: counted only (the caller says why in its own line).
+
+        Requests waiting side by side count once: `waited` is the time during which at
+        least one request of this listing waited, and only a wait that outlasts the ones
+        already announced is announced.
+        """
+        with self._lock:
+            now = self.clock()
+            end = now + seconds
+            new = max(0.0, end - max(now, self._waits_end))
+            self._waits_end = max(self._waits_end, end)
+            self.waited += new
+        if reason is not None and new >= 1.0:
             self.logger.info("%s: waiting %.1f s for %s", self.label, seconds, reason)
 
 

@@ -126,7 +126,7 @@ class RetryingStream(RESTStream[int]):
             prepared: requests.PreparedRequest, context: Context | None
         ) -> requests.Response:
             with limiter.slot(on_wait=self._waiting_for_rate_limit):
-                progress.requests += 1
+                progress.count_request()
                 return func(prepared, context)
 
         retrying: Callable[..., requests.Response] = super().request_decorator(throttled)
@@ -186,7 +186,7 @@ class RetryingStream(RESTStream[int]):
         else:
             what = f"{self.where()}: {type(exc).__name__}"
         wait = float(details.get("wait", 0.0))
-        self.progress.waited += wait
+        self.progress.waiting(wait, None)  # the warning below says why
         self.logger.warning(
             "%s; retrying in %.1f s (attempt %d of %d)",
             redact(what, self.secrets),

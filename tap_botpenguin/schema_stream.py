@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Generator
 from functools import cached_property
 from typing import Any
 
 from singer_sdk import Stream
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin import evolution
 from tap_botpenguin.evolution import UndocumentedFields
@@ -87,3 +90,27 @@ class EvolvingStream(Stream):
         fields.announce(news, misfits, self._field_name)
         if fields.mode == "evolve" and news:
             self._write_schema_message()
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        """The SDK's method minus its per-record selection walk, when nothing is deselected.
+
+        `pop_deselected_record_properties` visits every nested key of every record; with all
+        properties selected it removes nothing, yet took 29% of a 51k-record sync (1.82 s ->
+        1.30 s). Type conformance is off (see TYPE_CONFORMANCE_LEVEL), so the rest is the
+        SDK's own code. Any deselection in the catalog takes the SDK's path unchanged.
+        """
+        if not self._selects_every_property:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )

@@ -7,6 +7,7 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
 from tap_botpenguin.evolution import MAX_COLUMNS
 from tap_botpenguin.evolution import MODES as UNDOCUMENTED_MODES
+from tap_botpenguin.readahead import DEFAULT_PAGES_IN_FLIGHT
 from tap_botpenguin.scan import SCAN_MODES
 
 DEFAULT_API_URL = "https://api.v7.botpenguin.com"
@@ -102,13 +103,25 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property(
         "max_parallel_tokens",
         th.IntegerType(minimum=1),
-        default=4,
+        default=16,
         title="Max parallel tokens",
         description=(
-            "How many tokens' listings are read at the same time (a thread per token, one "
-            "request at a time per listing; records and state are written in the usual "
-            "order). Bots sharing a token are read one after the other. `1` reads every "
-            "listing in turn (docs/concurrency.md)."
+            "How many tokens' listings are read at the same time (a thread per token, mostly "
+            "waiting on the network; records and state are written in the usual order). Bots "
+            "sharing a token are read one after the other. `1` reads every listing in turn "
+            "(docs/concurrency.md)."
+        ),
+    ),
+    th.Property(
+        "pages_in_flight",
+        th.IntegerType(minimum=1, maximum=16),
+        default=DEFAULT_PAGES_IN_FLIGHT,
+        title="Pages in flight",
+        description=(
+            "Most pages of one listing requested at once, when the API answers too slowly "
+            "for one request at a time to use the token's allowance (full scans of listings "
+            "seen newest first; each batch is confirmed against page 1, so a live inbox "
+            "loses nothing). `1`: always one request at a time (docs/concurrency.md)."
         ),
     ),
     th.Property(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -9,13 +10,14 @@ from contextlib import contextmanager
 
 
 class RateLimiter:
-    """Allows at most `limit` requests in any `window` seconds.
+    """Allows at most `limit` requests in any `window` seconds, from any number of threads.
 
-    Each request is timestamped when it *finishes*. The server received it before that,
-    so waiting until `window` seconds after the finish of the request `limit` places back
-    guarantees the server never sees more than `limit` arrivals in any window, whatever
-    the network latency: the tap can run at the full allowance without a single 429.
-    Retries take a slot like any request.
+    A request counts from its start until `window` seconds after it *finishes*; a new one
+    starts only while fewer than `limit` count. The server received each counted request
+    somewhere between its start and its finish, so it never sees more than `limit` arrivals
+    in any window, whatever the network latency and however many requests are in flight
+    (pages read ahead, see `readahead`): the tap can run at the full allowance without a
+    single 429. Retries take a slot like any request.
     """
 
     def __init__(
@@ -30,27 +32,54 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._finished: deque[float] = deque(maxlen=limit)
+        self._running = 0
+        self._changed = threading.Condition()
+        #: Seconds a request takes, averaged over the recent ones (None before the first).
+        self.answer_time: float | None = None
+
+    def _wait_locked(self) -> float | None:
+        """0 when a request may start now, else seconds to wait (None: until one finishes)."""
+        since = self._clock() - self.window
+        counted = [at for at in self._finished if at > since]
+        if self._running + len(counted) < self.limit:
+            return 0.0
+        return counted[0] - since if counted else None
 
     def delay(self) -> float:
-        """Seconds to wait before the next request may start."""
-        if len(self._finished) < self.limit:
-            return 0.0
-        return max(0.0, self._finished[0] + self.window - self._clock())
+        """Seconds to wait before the next request may start (0 if one must finish first)."""
+        with self._changed:
+            return self._wait_locked() or 0.0
 
     def recent(self, seconds: float = 60.0) -> int:
         """How many requests finished in the last `seconds`."""
         since = self._clock() - seconds
-        return sum(1 for at in self._finished if at > since)
+        with self._changed:
+            return sum(1 for at in self._finished if at > since)
 
     @contextmanager
     def slot(self, on_wait: Callable[[float], None] | None = None) -> Iterator[None]:
         """Wait for a free slot, run the request, count it when it finishes."""
-        wait = self.delay()
-        if wait > 0:
+        while True:
+            with self._changed:
+                wait = self._wait_locked()
+                if wait == 0.0:
+                    self._running += 1
+                    break
+                if wait is None:  # every counted request is still running
+                    self._changed.wait()
+                    continue
             if on_wait is not None:
                 on_wait(wait)
             self._sleep(wait)
+        started = self._clock()
         try:
             yield
         finally:
-            self._finished.append(self._clock())
+            with self._changed:
+                self._running -= 1
+                finished = self._clock()
+                self._finished.append(finished)
+                took = finished - started
+                recent = self.answer_time
+                self.answer_time = took if recent is None else 0.8 * recent + 0.2 * took
+                self._changed.notify_all()

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -36,6 +37,16 @@ if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
+
+
+def _tap_version() -> str:
+    try:
+        return version("tap-botpenguin")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+USER_AGENT = f"tap-botpenguin/{_tap_version()}"
 
 #: Same-origin redirects followed for one request before it counts as a loop.
 MAX_REDIRECTS = 5

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jsonschema
 
-from tap_botpenguin.client import USER_AGENT
 from tap_botpenguin.sandbox import (
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,
@@ -19,6 +18,7 @@ from tap_botpenguin.sandbox import (
     make_inbox,
 )
 from tap_botpenguin.tap import TapBotPenguin
+from tap_botpenguin.transport import USER_AGENT
 
 from .conftest import (
     ALL_BOTS,

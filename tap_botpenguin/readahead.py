@@ -1,0 +1,176 @@
+"""Pages ahead within one listing, confirmed against page 1 so that a live inbox loses nothing.
+
+One request at a time reaches BotPenguin's 100 requests a minute only while the API answers
+within 0.6 s. Page numbers let the next pages be asked for together, but pages asked for
+together may be *served* in any order: if page k+1 is served before page k and a conversation
+arrives at the top (or moves there) in between, the records crossing the k / k+1 boundary
+are on neither page. One request at a time is immune (page k+1 is served after page k, so a
+shift down only repeats records), and so is this scheme:
+
+- a *window* of pages k .. k+n-1 is asked for together, only after every earlier page was
+  answered; when all of them are answered, page 1 is asked for again;
+- if page 1 lists the same conversations, in the same order and with the same `updatedAt`,
+  as the previous look at it (the listing's first page, or the previous window's check),
+  nothing arrived at the top while the window was served: nothing shifted, whatever the
+  order of serving, and the window's pages are used;
+- otherwise only page k is used (it was served after page k-1), the rest are dropped, and
+  the listing goes on one request at a time.
+
+That holds where changes enter a listing at its top: the tap reads ahead only in a listing
+whose order it has seen newest first (`scan`) so far in this read. Deletions shift records up,
+which loses a record crossing a boundary with one request at a time too; `scan`'s floors
+cover that case as before. Windows are used only when they read more pages a minute than one
+request at a time (a slow API, a roomy allowance): each window costs one extra request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import NamedTuple
+
+import requests
+
+from tap_botpenguin.responses import Page
+
+#: Most pages of one listing asked for at once (setting `pages_in_flight`).
+DEFAULT_PAGES_IN_FLIGHT = 8
+#: Windows must read this much faster than one request at a time to be used.
+_WORTH_IT = 1.1
+
+
+class Answer(NamedTuple):
+    """A page's response and its decoded content."""
+
+    response: requests.Response
+    page: Page
+
+
+#: What page 1 lists, in order: enough to tell that something arrived at the top.
+Head = tuple[tuple[str, str], ...]
+
+
+def head_of(page: Page) -> Head:
+    """Page 1's ids and `updatedAt`s in order (raw values: compared, never emitted)."""
+    return tuple((repr(r.get("_id")), repr(r.get("updatedAt"))) for r in page.records)
+
+
+def pages_per_second(window: int, answer_time: float, allowance: float) -> tuple[float, float]:
+    """Pages per second one request at a time, and with windows of `window` pages.
+
+    `allowance` is requests per second; a window takes two answer times (its pages, then
+    page 1) and `window + 1` requests.
+    """
+    one_at_a_time = min(allowance, 1 / answer_time)
+    windowed = min(allowance * window / (window + 1), window / (2 * answer_time))
+    return one_at_a_time, windowed
+
+
+class PagesAhead:
+    """The answers of one listing's pages in page order, read ahead when that pays.
+
+    `allowed()` says whether the listing may be read ahead now (a full scan, the
+    order newest first so far, the last page full); `answer_time()` is the token's measured
+    answer time; `allowance` its requests per second; `expected` the listing's pages at its
+    last full scan (windows do not reach past it), if known.
+    """
+
+    def __init__(
+        self,
+        *,
+        most: int,
+        allowed: Callable[[], bool],
+        answer_time: Callable[[], float | None],
+        allowance: float,
+        expected: int | None,
+        where: str,
+        logger: logging.Logger,
+    ) -> None:
+        self._most = most
+        self._allowed = allowed
+        self._answer_time = answer_time
+        self._allowance = allowance
+        self._expected = expected
+        self._where = where
+        self._logger = logger
+        self._head: Head | None = None
+        self._ready: dict[int, Answer] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._off = most <= 1
+        #: Windows used, and requests spent on checking page 1 (for tests and the log).
+        self.windows = 0
+        self.checks = 0
+
+    def get(self, number: int, send: Callable[[int], Answer]) -> Answer:
+        """The answer for page `number`; pages are asked for in order, each once.
+
+        `send(number)` requests a page (throttle, retries, decoding); it runs on a worker
+        thread for the pages of a window.
+        """
+        ready = self._ready.pop(number, None)
+        if ready is not None:
+            return ready
+        self._ready.clear()
+        size = self._window(number)
+        if size <= 1:
+            answer = send(number)
+            if number == 1:
+                self._head = head_of(answer.page)
+            return answer
+        return self._read_window(number, size, send)
+
+    def close(self) -> None:
+        """The listing ended: drop pages read beyond it, stop the workers."""
+        self._ready.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _window(self, number: int) -> int:
+        """How many pages to ask for from `number` on (1: this one alone)."""
+        if self._off or number == 1 or self._head is None or not self._allowed():
+            return 1
+        answer_time = self._answer_time()
+        if not answer_time:
+            return 1
+        size = self._most
+        if self._expected is not None:  # the empty page after the last one included
+            size = min(size, self._expected + 2 - number)
+        if size <= 1:
+            return 1
+        one_at_a_time, windowed = pages_per_second(size, answer_time, self._allowance)
+        return size if windowed > _WORTH_IT * one_at_a_time else 1
+
+    def _read_window(self, first: int, size: int, send: Callable[[int], Answer]) -> Answer:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._most, thread_name_prefix="page")
+        futures: list[Future[Answer]] = [
+            self._pool.submit(send, number) for number in range(first, first + size)
+        ]
+        wait(futures)
+        answer = futures[0].result()  # its error is the listing's, as one at a time
+        if any(future.exception() is not None for future in futures[1:]):
+            self._stop("a page read ahead failed", first)  # asked again, one at a time
+            return answer
+        check = send(1)  # every page of the window was answered: look at the top again
+        self.checks += 1
+        head = head_of(check.page)
+        if head != self._head:
+            self._head = head
+            self._stop("conversations arrived at the top of the listing", first)
+            return answer
+        self.windows += 1
+        for offset, future in enumerate(futures[1:], start=1):
+            self._ready[first + offset] = future.result()
+        return answer
+
+    def _stop(self, why: str, first: int) -> None:
+        self._off = True
+        self._logger.info(
+            "%s: %s while pages %d+ were read ahead: reading one page at a time from page %d",
+            self._where,
+            why,
+            first,
+            first + 1,
+        )
