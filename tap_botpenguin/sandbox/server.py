@@ -87,6 +87,8 @@ class ReceivedRequest:
     params: dict[str, str]
     headers: dict[str, str]
     status: int = 0
+    #: When the answer was written (None: not yet).
+    answered_at: float | None = None
 
 
 class Sandbox(Inboxes):
@@ -101,6 +103,8 @@ class Sandbox(Inboxes):
     `page_bound` pages past a listing's last page is what a tap that never ends a listing
     sends: it is answered `418` with a message starting `PAGE_BOUND_MESSAGE`, which fails that
     listing at once instead of letting it loop until a timeout (`overran` counts them).
+    `before_answer` is like `before_request`, with the request (to act on one page's serving);
+    `wait_for_answer` waits until a request is answered (to serve pages in a chosen order).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Sandbox(Inboxes):
         host: str = "127.0.0.1",
         port: int = 0,
         before_request: Callable[[Sandbox], None] | None = None,
+        before_answer: Callable[[Sandbox, ReceivedRequest], None] | None = None,
         page_bound: int = PAGE_BOUND,
         latency: float = 0.0,
     ) -> None:
@@ -128,6 +133,7 @@ class Sandbox(Inboxes):
         self.host = host
         self.port = port
         self.before_request = before_request
+        self.before_answer = before_answer
         self.page_bound = page_bound
         #: Seconds every listing request waits before it is answered (a slow API).
         self.latency = latency
@@ -136,6 +142,7 @@ class Sandbox(Inboxes):
         self._served_at: dict[str, deque[float]] = defaultdict(deque)
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
+        self._answered = threading.Condition()
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -176,6 +183,14 @@ class Sandbox(Inboxes):
         """The listing requests received so far (other paths excluded)."""
         with self._lock:
             return [r for r in self.requests if r.path == LISTING_PATH]
+
+    def wait_for_answer(self, answered: Callable[[ReceivedRequest], bool], timeout: float) -> bool:
+        """Wait until a request for which `answered(request)` holds has been answered."""
+        with self._answered:
+            return self._answered.wait_for(
+                lambda: any(r.answered_at is not None and answered(r) for r in self.requests),
+                timeout,
+            )
 
     # --- request handling (called from server threads) --------------------------------
     def _authenticate(self, headers: dict[str, str]) -> str | None:
@@ -290,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox._stopping.wait(sandbox.latency)
         if sandbox.before_request is not None:
             sandbox.before_request(sandbox)
+        if sandbox.before_answer is not None:
+            sandbox.before_answer(sandbox, received)
         with sandbox._lock:
             token = sandbox._authenticate(headers)
             if token is None:
@@ -409,6 +426,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+        self.wfile.flush()
+        with self.sandbox._answered:
+            received.answered_at = time.monotonic()
+            self.sandbox._answered.notify_all()
 
 
 def serve(sandbox: Sandbox, announce: Iterable[Callable[[str], None]] = (print,)) -> None:

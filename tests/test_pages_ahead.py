@@ -1,0 +1,296 @@
+"""Pages read ahead within a listing (`readahead`): faster on a slow API, and nothing lost.
+
+A window of pages is asked for together, then page 1 again: the window is used only when page 1
+is unchanged. The output must be what one request at a time gives, every end of a listing must
+still end it within the window's bound, and a conversation arriving at the top while pages are
+served out of order must not cost a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tap_botpenguin.readahead import DEFAULT_PAGES_IN_FLIGHT
+from tap_botpenguin.sandbox import PAST_END, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
+from tap_botpenguin.sandbox.server import ReceivedRequest
+from tap_botpenguin.throttle import RateLimiter
+
+from .conftest import STREAM_TYPES, SyncResult, base_config, fresh_bots, run_in_process, tap_at
+from .test_throttle import WINDOW, ShortWindowTap, _max_in_any_window
+
+#: An allowance no answer time can use one request at a time: windows always pay.
+ROOMY = 10**9
+WINDOW_PAGES = 4
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+Asked = dict[tuple[str, str], list[int]]
+
+
+def _output(result: SyncResult) -> list[Any]:
+    """RECORD and STATE messages in order, without the extraction time."""
+    assert result.error is None, result.error
+    return [
+        (m["stream"], m["record"]) if m["type"] == "RECORD" else m["value"]
+        for m in result.messages
+        if m["type"] in {"RECORD", "STATE"}
+    ]
+
+
+def _asked(sandbox: Sandbox) -> Asked:
+    """The pages asked for, per listing, in the order the sandbox received them."""
+    pages: Asked = {}
+    for r in sandbox.listing_requests():
+        pages.setdefault((r.params["botId"], r.params["type"]), []).append(int(r.params["page"]))
+    return pages
+
+
+def _run(
+    pages_in_flight: int,
+    sandbox_options: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    change: Callable[[Sandbox], object] | None = None,
+    **settings: Any,
+) -> tuple[list[Any], Asked]:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, **sandbox_options) as sandbox:
+        if change is not None:
+            change(sandbox)
+        config = base_config(
+            sandbox, pages_in_flight=pages_in_flight, requests_per_minute=ROOMY, **settings
+        )
+        result = run_in_process(config, state=state, tap_class=tap_at(NOW))
+        return _output(result), _asked(sandbox)
+
+
+def _within_the_bound(one_at_a_time: Asked, ahead: Asked) -> int:
+    """The same pages, plus page 1 re-read and at most WINDOW_PAGES - 1 pages past the end
+    per listing; returns how many times page 1 was re-read (the windows' checks)."""
+    assert ahead.keys() == one_at_a_time.keys()
+    checks = 0
+    for listing, pages in ahead.items():
+        needed = sorted(one_at_a_time[listing])
+        first, *rest = pages
+        assert first == 1, listing
+        checks += rest.count(1)
+        rest = [page for page in rest if page != 1]
+        assert len(rest) == len(set(rest)), (listing, pages)  # no page asked twice
+        assert sorted([first, *rest])[: len(needed)] == needed, listing
+        extra = sorted(rest)[len(needed) - 1 :]
+        assert len(extra) <= WINDOW_PAGES - 1, (listing, extra)
+        assert extra == list(range(needed[-1] + 1, needed[-1] + 1 + len(extra))), listing
+    return checks
+
+
+@pytest.mark.parametrize("page_size", [10, 1000], ids=["several pages", "page 1 only"])
+@pytest.mark.parametrize("past_end", PAST_END)
+def test_every_end_of_listing_gives_the_output_of_one_request_at_a_time(
+    past_end: str, page_size: int
+) -> None:
+    options = {"past_end": past_end, "page_size": page_size}
+    one_output, one_asked = _run(1, options)
+    ahead_output, ahead_asked = _run(WINDOW_PAGES, options)
+
+    assert ahead_output == one_output  # the same records in the same order, the same STATE
+    checks = _within_the_bound(one_asked, ahead_asked)
+    if page_size == 10:
+        assert checks > 0, "no page was read ahead"  # every window is checked once
+    else:
+        assert ahead_asked == one_asked  # a one-page listing is never read ahead
+
+
+def test_a_later_full_scan_reads_no_page_past_the_end_it_knows() -> None:
+    """The previous full scan's page count bounds the windows: nothing is asked past it."""
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+        config = base_config(
+            sandbox, pages_in_flight=WINDOW_PAGES, requests_per_minute=ROOMY, scan_mode="full"
+        )
+        first = run_in_process(config, tap_class=tap_at(NOW))
+        assert first.error is None
+        before = len(sandbox.listing_requests())
+        again = run_in_process(config, state=first.final_state, tap_class=tap_at(NOW))
+        assert again.error is None
+        asked: Asked = {}
+        for r in sandbox.listing_requests()[before:]:
+            key = (r.params["botId"], r.params["type"])
+            asked.setdefault(key, []).append(int(r.params["page"]))
+        last_pages = {key: sandbox.pages(*key) for key in asked}
+    checks = 0
+    for key, pages in asked.items():
+        later = [page for page in pages[1:] if page != 1]
+        checks += len(pages) - 1 - len(later)
+        # Its pages after page 1 and the empty page after the last one, each once.
+        assert sorted(later) == list(range(2, last_pages[key] + 2)), (key, pages)
+    assert checks > 0, "no page was read ahead"
+
+
+def _serve_page_4_before_page_3_and_add_a_conversation_between(
+    sandbox: Sandbox,
+) -> tuple[Callable[[Sandbox, ReceivedRequest], None], threading.Event]:
+    """A hook: page 3 of the bot's leads (in the first window, which starts at page 2 or, when
+    no page size is known yet, at 3) waits until page 4 was answered; then a conversation
+    arrives at the top, then page 3 is served (once)."""
+    happened = threading.Event()
+
+    def page_4_answered(request: ReceivedRequest) -> bool:
+        return request.params.get("type") == "lead" and request.params.get("page") == "4"
+
+    def hook(live: Sandbox, request: ReceivedRequest) -> None:
+        params = request.params
+        if params.get("botId") != WEBSITE_BOT or params.get("type") != "lead":
+            return
+        first_page_3 = params.get("page") == "3" and not happened.is_set()
+        if first_page_3 and live.wait_for_answer(page_4_answered, timeout=10):
+            live.add(WEBSITE_BOT, "lead", 1, seed="arrived", at=NOW)
+            happened.set()
+
+    return hook, happened
+
+
+def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_is_not_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Page 4 served before page 3, a conversation arriving in between: the record that
+    crossed the page 3 / 4 boundary is on neither answer. Page 1, asked for again after the
+    window, shows the arrival: the window is dropped and the listing read one page at a time."""
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+        existing = {record["_id"] for record in sandbox.listing(WEBSITE_BOT, "lead")}
+        hook, happened = _serve_page_4_before_page_3_and_add_a_conversation_between(sandbox)
+        sandbox.before_answer = hook
+        config = base_config(
+            sandbox,
+            bots=[{"bot_id": WEBSITE_BOT}],
+            pages_in_flight=WINDOW_PAGES,
+            requests_per_minute=ROOMY,
+        )
+        with caplog.at_level(logging.INFO):
+            result = run_in_process(config, tap_class=tap_at(NOW))
+        pages = [
+            int(r.params["page"]) for r in sandbox.listing_requests() if r.params["type"] == "lead"
+        ]
+
+    assert result.error is None, result.error
+    assert happened.is_set(), "page 4 was never served before page 3: nothing was read ahead"
+    emitted = {record["_id"] for record in result.records["leads"]}
+    assert existing - emitted == set()
+    said = re.search(
+        r"conversations arrived at the top of the listing while pages (\d+)\+ were read "
+        r"ahead: reading one page at a time from page (\d+)",
+        caplog.text,
+    )
+    assert said, caplog.text
+    first = int(said.group(1))
+    # Pages one at a time up to the window, the window and its check, then one at a time
+    # again from the window's second page.
+    check = pages.index(1, 1)
+    assert pages[: first - 1] == list(range(1, first))
+    assert sorted(pages[first - 1 : check]) == list(range(first, first + WINDOW_PAGES))
+    assert pages[check + 1 : check + 4] == [first + 1, first + 2, first + 3]
+
+
+@pytest.mark.parametrize("order", ["unordered", "last_message"])
+def test_a_listing_not_seen_newest_first_is_read_one_page_at_a_time(order: str) -> None:
+    """Changes may enter such a listing anywhere, which page 1 would not show."""
+    _, asked = _run(WINDOW_PAGES, {"order": order, "page_size": 10}, change=_status_changes)
+    for listing, pages in asked.items():
+        assert pages == list(range(1, len(pages) + 1)), listing  # in order, page 1 once
+
+
+def _status_changes(sandbox: Sandbox) -> None:
+    """A status-only change on page 1 of every listing: in an order by last message, the
+    conversation stays where it is, so `updatedAt` is not newest first from page 1 on."""
+    for bot_id in (WEBSITE_BOT, WHATSAPP_BOT):
+        for kind in STREAM_TYPES.values():
+            if len(sandbox.listing(bot_id, kind)) > 3:
+                sandbox.update(bot_id, kind, [2], message=False, status="closed", at=NOW)
+
+
+def test_an_incremental_run_reads_one_page_at_a_time() -> None:
+    """Only full scans read ahead: an early stop then costs no page past it."""
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+        first = run_in_process(base_config(sandbox), tap_class=tap_at(NOW - timedelta(hours=1)))
+    at = NOW - timedelta(minutes=30)
+
+    def change(sandbox: Sandbox) -> None:
+        sandbox.update(WEBSITE_BOT, "lead", range(40, 60), at=at)
+
+    one_output, one_asked = _run(1, {"page_size": 10}, first.final_state, change)
+    ahead_output, ahead_asked = _run(WINDOW_PAGES, {"page_size": 10}, first.final_state, change)
+    assert ahead_output == one_output
+    assert ahead_asked == one_asked
+
+
+def test_a_page_read_ahead_that_fails_for_good_fails_as_one_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The window is dropped; the page is asked for again in turn, and its failure sets the
+    listing aside exactly as one request at a time would (same records, same STATE)."""
+    fault = {"bot_id": WEBSITE_BOT, "type": "lead", "page": 4, "times": None}
+
+    def failing(sandbox: Sandbox) -> None:
+        sandbox.inject(Fault("status", status=503, **fault))
+
+    runs = {}
+    for in_flight in (1, WINDOW_PAGES):
+        with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+            failing(sandbox)
+            config = base_config(
+                sandbox, pages_in_flight=in_flight, requests_per_minute=ROOMY, max_retries=1
+            )
+            result = run_in_process(config, tap_class=tap_at(NOW))
+            runs[in_flight] = result
+    assert runs[1].error is not None
+    assert str(runs[WINDOW_PAGES].error) == str(runs[1].error)
+    for result in runs.values():
+        result.error = None
+    assert _output(runs[WINDOW_PAGES]) == _output(runs[1])
+
+
+def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:
+    """Several requests in flight share the token's throttle: never more than the limit in any
+    window, at the server; the sandbox enforces the same limit and answers no 429."""
+    limit = 12
+    bots = [b for b in fresh_bots() if b.bot_id == WEBSITE_BOT]
+    with Sandbox(
+        bots=bots, page_size=10, rate_limit=limit, rate_window=WINDOW, latency=0.3
+    ) as sandbox:
+        config = base_config(
+            sandbox,
+            bots=[{"bot_id": WEBSITE_BOT}],
+            requests_per_minute=limit,
+            pages_in_flight=DEFAULT_PAGES_IN_FLIGHT,
+        )
+        result = run_in_process(config, tap_class=ShortWindowTap)
+        received = sandbox.listing_requests()
+    assert result.error is None, result.error
+    assert [r.status for r in received if r.status != 200] == []
+    assert _max_in_any_window([r.at for r in received], WINDOW) <= limit
+    leads = [r for r in received if r.params["type"] == "lead"]
+    assert [r.params["page"] for r in leads[1:]].count("1") > 0, "no page was read ahead"
+
+
+def test_the_throttle_counts_requests_in_flight_on_every_thread() -> None:
+    """Threads sharing a limiter never start more than `limit` requests in any window."""
+    limit, window = 5, 0.2
+    limiter = RateLimiter(limit, window=window)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def requests() -> None:
+        for _ in range(5):
+            with limiter.slot(), lock:
+                starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=requests) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(starts) == 20
+    assert _max_in_any_window(sorted(starts), window) <= limit
+    assert limiter.answer_time is not None
