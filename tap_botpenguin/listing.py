@@ -118,9 +118,8 @@ class Listing:
 
     @property
     def last_page_full(self) -> bool:
-        """Whether the last page read was full, as far as known (a short page is the last)."""
-        size = self.page_sizes.size
-        return size is None or len(self._previous_ids) >= size
+        """Whether the last page read is known to be full (a short one is the last page)."""
+        return self.page_sizes.is_full(len(self._previous_ids))
 
     def accept(self, page: Page) -> tuple[list[dict[str, Any]], set[Any]]:
         """The records of `page` to pass on (none when it ends the listing), and the ids.
