@@ -150,6 +150,8 @@ class PagesAhead:
         ]
         wait(futures)
         answer = futures[0].result()  # its error is the listing's, as one at a time
+        if not answer.page.records:  # the listing ends here: the rest is past its end
+            return answer
         if any(future.exception() is not None for future in futures[1:]):
             self._stop("a page read ahead failed", first)  # asked again, one at a time
             return answer
