@@ -20,12 +20,14 @@ That holds where changes enter a listing at its top: the tap reads ahead only in
 whose order it has seen newest first (`scan`) so far in this read. Deletions shift records up,
 which loses a record crossing a boundary with one request at a time too; `scan`'s floors
 cover that case as before. Windows are used only when they read more pages a minute than one
-request at a time (a slow API, a roomy allowance): each window costs one extra request.
+request at a time: the API answers slowly (compared with the tap's own work on a page, and
+with the allowance); each window costs one extra request.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import NamedTuple
@@ -38,6 +40,9 @@ from tap_botpenguin.responses import Page
 DEFAULT_PAGES_IN_FLIGHT = 8
 #: Windows must read this much faster than one request at a time to be used.
 _WORTH_IT = 1.1
+#: ... and the answer must take this many times as long as the tap's work on a page: on a
+#: fast API the tap's own work is the limit, and the window's extra request only costs.
+_NETWORK_BOUND = 4.0
 
 
 class Answer(NamedTuple):
@@ -56,15 +61,18 @@ def head_of(page: Page) -> Head:
     return tuple((repr(r.get("_id")), repr(r.get("updatedAt"))) for r in page.records)
 
 
-def pages_per_second(window: int, answer_time: float, allowance: float) -> tuple[float, float]:
-    """Pages per second one request at a time, and with windows of `window` pages.
+def worth_a_window(window: int, answer: float, work: float, allowance: float) -> bool:
+    """Whether windows of `window` pages read faster than one request at a time.
 
-    `allowance` is requests per second; a window takes two answer times (its pages, then
-    page 1) and `window + 1` requests.
+    `answer`: seconds per answer; `work`: the tap's seconds per page between answers;
+    `allowance`: requests per second. A window takes two answer times (its pages, then page
+    1), the tap's work on each of its pages, and `window + 1` requests.
     """
-    one_at_a_time = min(allowance, 1 / answer_time)
-    windowed = min(allowance * window / (window + 1), window / (2 * answer_time))
-    return one_at_a_time, windowed
+    if answer < _NETWORK_BOUND * work:
+        return False
+    one_at_a_time = min(allowance, 1 / (answer + work))
+    windowed = min(allowance * window / (window + 1), window / (2 * answer + window * work))
+    return windowed > _WORTH_IT * one_at_a_time
 
 
 class PagesAhead:
@@ -98,6 +106,9 @@ class PagesAhead:
         self._ready: dict[int, Answer] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._off = most <= 1
+        #: The tap's seconds per page between two answers (averaged), and since when.
+        self._work: float | None = None
+        self._handed_at: float | None = None
         #: Windows used, and requests spent on checking page 1 (for tests and the log).
         self.windows = 0
         self.checks = 0
@@ -108,17 +119,22 @@ class PagesAhead:
         `send(number)` requests a page (throttle, retries, decoding); it runs on a worker
         thread for the pages of a window.
         """
+        now = time.monotonic()
+        if self._handed_at is not None:
+            took = now - self._handed_at
+            self._work = took if self._work is None else 0.8 * self._work + 0.2 * took
         ready = self._ready.pop(number, None)
-        if ready is not None:
-            return ready
-        self._ready.clear()
-        size = self._window(number)
-        if size <= 1:
-            answer = send(number)
-            if number == 1:
-                self._head = head_of(answer.page)
-            return answer
-        return self._read_window(number, size, send)
+        if ready is None:
+            self._ready.clear()
+            size = self._window(number)
+            if size > 1:
+                ready = self._read_window(number, size, send)
+            else:
+                ready = send(number)
+                if number == 1:
+                    self._head = head_of(ready.page)
+        self._handed_at = time.monotonic()
+        return ready
 
     def close(self) -> None:
         """The listing ended: drop pages read beyond it, stop the workers."""
@@ -132,15 +148,14 @@ class PagesAhead:
         if self._off or number == 1 or self._head is None or not self._allowed():
             return 1
         answer_time = self._answer_time()
-        if not answer_time:
+        if not answer_time or self._work is None:
             return 1
         size = self._most
         if self._expected is not None:  # the empty page after the last one included
             size = min(size, self._expected + 2 - number)
-        if size <= 1:
+        if size <= 1 or not worth_a_window(size, answer_time, self._work, self._allowance):
             return 1
-        one_at_a_time, windowed = pages_per_second(size, answer_time, self._allowance)
-        return size if windowed > _WORTH_IT * one_at_a_time else 1
+        return size
 
     def _read_window(self, first: int, size: int, send: Callable[[int], Answer]) -> Answer:
         if self._pool is None:

@@ -157,7 +157,7 @@ def test_no_record_is_lost_across_kills_of_runs_reading_pages_ahead(
 ) -> None:
     """Windows of pages in flight (an allowance no answer time uses one at a time): a kill
     loses the pages read ahead and not emitted, never a record."""
-    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=0.002) as sandbox:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=0.02) as sandbox:
         settings = {"requests_per_minute": 10**9, "pages_in_flight": 4}
         trial = run_trial(seed + 200, sandbox, tmp_path, settings=settings)
         checks = _page_1_asked_again(sandbox, trial.runs)

@@ -85,7 +85,7 @@ def test_nothing_is_lost_across_a_day_of_runs_on_a_live_inbox(
         config = (own_token_config if own else base_config)(server, full_scan_every_hours=3)
         if ahead:
             config |= {"requests_per_minute": 10**9, "pages_in_flight": 4}
-            server.page_size = 10
+            server.page_size, server.latency = 10, 0.02  # slow next to the tap's work
         for _ in range(RUNS):
             churn(server, rng, clock - timedelta(minutes=30), rate=0.5)
             tick = [clock]

@@ -26,8 +26,10 @@ from tap_botpenguin.throttle import RateLimiter
 from .conftest import STREAM_TYPES, SyncResult, base_config, fresh_bots, run_in_process, tap_at
 from .test_throttle import WINDOW, ShortWindowTap, _max_in_any_window
 
-#: An allowance no answer time can use one request at a time: windows always pay.
+#: An allowance no answer time can use one request at a time, and answers slow enough next to
+#: the tap's work on a page (`readahead.worth_a_window`): windows pay.
 ROOMY = 10**9
+SLOW = 0.02
 WINDOW_PAGES = 4
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 Asked = dict[tuple[str, str], list[int]]
@@ -58,7 +60,8 @@ def _run(
     change: Callable[[Sandbox], object] | None = None,
     **settings: Any,
 ) -> tuple[list[Any], Asked]:
-    with Sandbox(bots=fresh_bots(), rate_limit=None, **sandbox_options) as sandbox:
+    options = {"latency": SLOW, **sandbox_options}
+    with Sandbox(bots=fresh_bots(), rate_limit=None, **options) as sandbox:
         if change is not None:
             change(sandbox)
         config = base_config(
@@ -106,7 +109,7 @@ def test_every_end_of_listing_gives_the_output_of_one_request_at_a_time(
 
 def test_a_later_full_scan_reads_no_page_past_the_end_it_knows() -> None:
     """The previous full scan's page count bounds the windows: nothing is asked past it."""
-    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
         config = base_config(
             sandbox, pages_in_flight=WINDOW_PAGES, requests_per_minute=ROOMY, scan_mode="full"
         )
@@ -158,7 +161,7 @@ def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_
     """Page 4 served before page 3, a conversation arriving in between: the record that
     crossed the page 3 / 4 boundary is on neither answer. Page 1, asked for again after the
     window, shows the arrival: the window is dropped and the listing read one page at a time."""
-    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
         existing = {record["_id"] for record in sandbox.listing(WEBSITE_BOT, "lead")}
         hook, happened = _serve_page_4_before_page_3_and_add_a_conversation_between(sandbox)
         sandbox.before_answer = hook
@@ -212,7 +215,7 @@ def _status_changes(sandbox: Sandbox) -> None:
 
 def test_an_incremental_run_reads_one_page_at_a_time() -> None:
     """Only full scans read ahead: an early stop then costs no page past it."""
-    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
         first = run_in_process(base_config(sandbox), tap_class=tap_at(NOW - timedelta(hours=1)))
     at = NOW - timedelta(minutes=30)
 
@@ -237,7 +240,7 @@ def test_a_page_read_ahead_that_fails_for_good_fails_as_one_at_a_time(
 
     runs = {}
     for in_flight in (1, WINDOW_PAGES):
-        with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10) as sandbox:
+        with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
             failing(sandbox)
             config = base_config(
                 sandbox, pages_in_flight=in_flight, requests_per_minute=ROOMY, max_retries=1
