@@ -287,11 +287,17 @@ class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
         scan = ScanRun(plan, where, self.logger)
         self.logger.info("%s bot %s: %s", self.name, bot.bot_id, plan.describe())
         read = BotRead(bot, listing, scan, progress, history, plan)
+        # Not for `--test` (one record per stream), nor for a mirror: a deletion while a window
+        # is served can skip a record at several page boundaries, and ACTIVATE_VERSION would
+        # then delete it from the table (docs/concurrency.md).
+        mirror = self._mirrors and self.replication_method == REPLICATION_FULL_TABLE
+        one_at_a_time = self.ABORT_AT_RECORD_COUNT is not None or mirror
         read.ahead = PagesAhead(
             most=1
-            if self.ABORT_AT_RECORD_COUNT is not None  # `--test`: one record per stream
+            if one_at_a_time
             else int(self.config.get("pages_in_flight", DEFAULT_PAGES_IN_FLIGHT)),
             allowed=read.may_read_ahead,
+            in_order=read.in_order,
             answer_time=lambda: bot.limiter.answer_time,
             allowance=bot.limiter.limit / bot.limiter.window,
             expected=history.pages,
@@ -348,7 +354,8 @@ class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
             )
             failed = True
         finally:
-            read.ahead.close()
+            if job is None:  # a worker's listing is closed by the worker (`read_listing`)
+                read.ahead.close()
         if failed or listing.unconfirmed:
             keep_bookmark(partition)
         else:

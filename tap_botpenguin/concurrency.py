@@ -4,16 +4,16 @@ The SDK syncs one stream after the other, and within a stream one bot after the 
 `max_parallel_tokens` above 1, the first listing the SDK asks for starts the schedule: every
 selected listing is planned there (on the main thread, from the state as it is), and a worker
 thread per token (at most `max_parallel_tokens` at once) reads that token's listings in the
-SDK's order, one request at a time per listing, through the stream's own page pipeline
-(request -> decode -> end of listing -> scan decisions). Finished pages go into a buffer per
-listing: a few pages in memory, the rest in a temporary file, so memory stays flat whatever
-the main thread's pace.
+SDK's order, one listing at a time, through the stream's own page pipeline (request ->
+decode -> end of listing -> scan decisions; pages read ahead when that pays, `readahead`).
+Finished pages go into a buffer per listing: a few pages in memory, the rest in a temporary
+file, so memory stays flat whatever the main thread's pace.
 
 The main thread still does everything Singer sees, in the SDK's order: it takes a listing's
 pages from its buffer when the SDK asks for that listing, emits its records and does the
 listing's bookkeeping (state, set-aside, closing line). STATE therefore only covers what was
-emitted, and a killed run resumes as before. Pages ahead within one listing are never
-requested: served out of order on a live inbox they lose records (docs/concurrency.md).
+emitted, and a killed run resumes as before. The main thread's work per page (`Pace`) tells
+the workers' `readahead` whether reading faster would help at all.
 
 A listing that fails for good ends its buffer with its `ListingError`, which the main thread
 handles when it gets there (`failures`); any other error ends the buffer with it and stops
@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,22 @@ class Outcome:
     heard: tuple[int, bool] | None = None
 
 
+class Pace:
+    """The main thread's seconds of work per page it emits, averaged (None until known).
+
+    The main thread emits every worker's pages: when the API answers faster than it works
+    through them, pages read ahead would only wait in buffers (`readahead` asks).
+    """
+
+    def __init__(self) -> None:
+        self.per_page: float | None = None
+
+    def worked(self, seconds: float) -> None:
+        """The main thread spent `seconds` on one page."""
+        last = self.per_page
+        self.per_page = seconds if last is None else 0.8 * last + 0.2 * seconds
+
+
 class PageBuffer:
     """One listing's finished pages, in order; the oldest `in_memory` in memory."""
 
@@ -68,6 +85,8 @@ class PageBuffer:
         self._end: Outcome | None = None
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(list[dict[str, Any]])
+        #: Where the main thread's work on these pages is counted (`Schedule` sets it).
+        self.pace: Pace | None = None
 
     def put(self, records: list[dict[str, Any]]) -> None:
         """A page read; to the file once the memory's share is full (pages stay in order)."""
@@ -119,7 +138,10 @@ class PageBuffer:
                     if taken.error is not None:
                         raise taken.error
                     return
+                handed = time.monotonic()
                 yield taken
+                if self.pace is not None:
+                    self.pace.worked(time.monotonic() - handed)
         finally:
             self.close()
 
@@ -170,6 +192,14 @@ class Schedule:
             threading.Thread(target=self._work, name=f"listings-{number}", daemon=True)
             for number in range(min(workers, len(tokens)))
         ]
+        pace, sharing = Pace(), len(self._threads)
+
+        def consumer_work() -> float | None:  # the main thread's work per page of one token
+            return None if pace.per_page is None else pace.per_page * sharing
+
+        for job in jobs:
+            job.buffer.pace = pace
+            job.read.ahead.consumer_work = consumer_work
         for thread in self._threads:
             thread.start()
 

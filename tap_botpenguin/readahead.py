@@ -27,10 +27,12 @@ with the allowance); each window costs one extra request.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import NamedTuple
+from concurrent.futures import Future, wait
+from typing import Any, NamedTuple
 
 import requests
 
@@ -75,11 +77,45 @@ def worth_a_window(window: int, answer: float, work: float, allowance: float) ->
     return windowed > _WORTH_IT * one_at_a_time
 
 
+class _Workers:
+    """Daemon threads requesting one listing's window pages (each keeps its HTTP session).
+
+    Daemon threads, unlike `ThreadPoolExecutor`'s, do not hold a stopped run's exit until
+    the requests they are in (a rate-limit wait, a timeout, retries) are over.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
+        self._tasks = queue.SimpleQueue()
+        self._count = count
+        for number in range(count):
+            threading.Thread(target=self._work, name=f"page-{number}", daemon=True).start()
+
+    def submit(self, task: Callable[[], Answer]) -> Future[Answer]:
+        future: Future[Answer] = Future()
+        self._tasks.put((future, task))
+        return future
+
+    def close(self) -> None:
+        for _ in range(self._count):
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        while (item := self._tasks.get()) is not None:
+            future, task = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(task())
+                except BaseException as error:  # raised where the page is used
+                    future.set_exception(error)
+
+
 class PagesAhead:
     """The answers of one listing's pages in page order, read ahead when that pays.
 
     `allowed()` says whether the listing may be read ahead now (a full scan, the
-    order newest first so far, the last page full); `answer_time()` is the token's measured
+    order newest first so far, the last page full); `in_order()` whether the order still
+    holds (pages of a window are used only while it does); `answer_time()` is the token's measured
     answer time; `allowance` its requests per second; `expected` the listing's pages at its
     last full scan (windows do not reach past it), if known.
     """
@@ -89,6 +125,7 @@ class PagesAhead:
         *,
         most: int,
         allowed: Callable[[], bool],
+        in_order: Callable[[], bool],
         answer_time: Callable[[], float | None],
         allowance: float,
         expected: int | None,
@@ -97,6 +134,7 @@ class PagesAhead:
     ) -> None:
         self._most = most
         self._allowed = allowed
+        self._in_order = in_order
         self._answer_time = answer_time
         self._allowance = allowance
         self._expected = expected
@@ -104,14 +142,14 @@ class PagesAhead:
         self._logger = logger
         self._head: Head | None = None
         self._ready: dict[int, Answer] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._workers: _Workers | None = None
         self._off = most <= 1
         #: The tap's seconds per page between two answers (averaged), and since when.
         self._work: float | None = None
         self._handed_at: float | None = None
-        #: Windows used, and requests spent on checking page 1 (for tests and the log).
-        self.windows = 0
-        self.checks = 0
+        #: For a listing read by a worker of `concurrency`: the main thread's seconds of work
+        #: per page of this token (None until known). None: read on the thread that emits.
+        self.consumer_work: Callable[[], float | None] | None = None
 
     def get(self, number: int, send: Callable[[int], Answer]) -> Answer:
         """The answer for page `number`; pages are asked for in order, each once.
@@ -124,6 +162,9 @@ class PagesAhead:
             took = now - self._handed_at
             self._work = took if self._work is None else 0.8 * self._work + 0.2 * took
         ready = self._ready.pop(number, None)
+        if ready is not None and not self._in_order():
+            ready = None  # the window's check assumed changes enter at the top: not so
+            self._stop("the listing is not newest first", number)
         if ready is None:
             self._ready.clear()
             size = self._window(number)
@@ -139,55 +180,53 @@ class PagesAhead:
     def close(self) -> None:
         """The listing ended: drop pages read beyond it, stop the workers."""
         self._ready.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
 
     def _window(self, number: int) -> int:
         """How many pages to ask for from `number` on (1: this one alone)."""
         if self._off or number == 1 or self._head is None or not self._allowed():
             return 1
-        answer_time = self._answer_time()
-        if not answer_time or self._work is None:
+        answer_time, work = self._answer_time(), self._work
+        if self.consumer_work is not None:  # the pages' real consumer is the main thread
+            shared = self.consumer_work()
+            work = None if shared is None or work is None else max(work, shared)
+        if not answer_time or work is None:
             return 1
         size = self._most
         if self._expected is not None:  # the empty page after the last one included
             size = min(size, self._expected + 2 - number)
-        if size <= 1 or not worth_a_window(size, answer_time, self._work, self._allowance):
+        if size <= 1 or not worth_a_window(size, answer_time, work, self._allowance):
             return 1
         return size
 
     def _read_window(self, first: int, size: int, send: Callable[[int], Answer]) -> Answer:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._most, thread_name_prefix="page")
-        futures: list[Future[Answer]] = [
-            self._pool.submit(send, number) for number in range(first, first + size)
+        if self._workers is None:
+            self._workers = _Workers(self._most)
+        workers = self._workers
+        futures = [
+            workers.submit(lambda number=number: send(number))  # type: ignore[misc]
+            for number in range(first, first + size)
         ]
         wait(futures)
         answer = futures[0].result()  # its error is the listing's, as one at a time
         if not answer.page.records:  # the listing ends here: the rest is past its end
             return answer
         if any(future.exception() is not None for future in futures[1:]):
-            self._stop("a page read ahead failed", first)  # asked again, one at a time
+            self._stop(f"a page read ahead (pages {first}+) failed", first + 1)  # asked again
             return answer
         check = send(1)  # every page of the window was answered: look at the top again
-        self.checks += 1
         head = head_of(check.page)
         if head != self._head:
             self._head = head
-            self._stop("conversations arrived at the top of the listing", first)
+            arrived = "conversations arrived at the top of the listing while pages"
+            self._stop(f"{arrived} {first}+ were read ahead", first + 1)
             return answer
-        self.windows += 1
         for offset, future in enumerate(futures[1:], start=1):
             self._ready[first + offset] = future.result()
         return answer
 
-    def _stop(self, why: str, first: int) -> None:
+    def _stop(self, why: str, page: int) -> None:
         self._off = True
-        self._logger.info(
-            "%s: %s while pages %d+ were read ahead: reading one page at a time from page %d",
-            self._where,
-            why,
-            first,
-            first + 1,
-        )
+        self._logger.info("%s: %s: reading one page at a time from page %d", self._where, why, page)

@@ -29,6 +29,10 @@ class BotRead:
     sink: Callable[[list[dict[str, Any]]], None] | None = None
     ahead: PagesAhead = field(init=False)
 
+    def in_order(self) -> bool:
+        """The listing's records came newest first so far (`readahead` relies on it)."""
+        return self.scan.broken_at is None
+
     def may_read_ahead(self) -> bool:
         """A full scan, in an order seen newest first so far, whose last page was full."""
-        return self.plan.full and self.scan.broken_at is None and self.listing.last_page_full
+        return self.plan.full and self.in_order() and self.listing.last_page_full

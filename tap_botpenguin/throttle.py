@@ -45,11 +45,6 @@ class RateLimiter:
             return 0.0
         return counted[0] - since if counted else None
 
-    def delay(self) -> float:
-        """Seconds to wait before the next request may start (0 if one must finish first)."""
-        with self._changed:
-            return self._wait_locked() or 0.0
-
     def recent(self, seconds: float = 60.0) -> int:
         """How many requests finished in the last `seconds`."""
         since = self._clock() - seconds

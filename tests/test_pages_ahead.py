@@ -8,12 +8,17 @@ served out of order must not cost a record.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -297,3 +302,69 @@ def test_the_throttle_counts_requests_in_flight_on_every_thread() -> None:
     assert len(starts) == 20
     assert _max_in_any_window(sorted(starts), window) <= limit
     assert limiter.answer_time is not None
+
+
+def test_a_stopped_run_does_not_wait_for_the_pages_in_flight(tmp_path: Path) -> None:
+    """SIGTERM while a window's requests hang: the tap exits at once (the window's threads are
+    daemons), not after `request_timeout` and the retries of every page in flight."""
+    hanging, release = threading.Event(), threading.Event()
+    in_flight: list[ReceivedRequest] = []
+    lock = threading.Lock()
+
+    def hang_the_window(live: Sandbox, request: ReceivedRequest) -> None:
+        if request.params.get("type") != "lead" or int(request.params["page"]) < 3:
+            return
+        with lock:
+            in_flight.append(request)
+            if len(in_flight) >= 2:  # two pages of one listing at once: a window
+                hanging.set()
+        release.wait(timeout=120)
+
+    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
+        sandbox.before_answer = hang_the_window
+        config = tmp_path / "config.json"
+        settings = {"requests_per_minute": ROOMY, "request_timeout": 100, "max_retries": 1}
+        config.write_text(
+            json.dumps(base_config(sandbox, bots=[{"bot_id": WEBSITE_BOT}], **settings))
+        )
+        command = [sys.executable, "-m", "tap_botpenguin", "--config", str(config)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert hanging.wait(timeout=60), "no window of pages was requested"
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the tap did not exit while its window's requests were in flight")
+            # It exited while every page of the window was still unanswered.
+            assert all(request.answered_at is None for request in in_flight)
+        finally:
+            process.kill()
+            release.set()
+
+
+def test_pages_of_a_window_past_an_order_break_are_asked_for_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The window's check relies on changes entering at the top. When a page of the window
+    shows the listing is not newest first, its later pages are dropped and asked for again,
+    one at a time; the output is still that of one request at a time."""
+
+    def status_change_on_page_4(sandbox: Sandbox) -> None:
+        sandbox.update(WEBSITE_BOT, "lead", [34], message=False, status="closed", at=NOW)
+
+    options = {"order": "last_message", "page_size": 10}
+    bots = [{"bot_id": WEBSITE_BOT}]
+    one_output, _ = _run(1, options, change=status_change_on_page_4, bots=bots)
+    with caplog.at_level(logging.INFO):
+        ahead_output, asked = _run(WINDOW_PAGES, options, change=status_change_on_page_4, bots=bots)
+    assert ahead_output == one_output
+    said = re.search(
+        r"leads \(bot \w+\): the listing is not newest first: reading one page at a time from "
+        r"page (\d+)",
+        caplog.text,
+    )
+    assert said, caplog.text
+    again = int(said.group(1))
+    assert again == 5
+    assert asked[WEBSITE_BOT, "lead"].count(again) == 2  # read ahead, dropped, asked again

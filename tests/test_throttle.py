@@ -48,12 +48,18 @@ def test_limiter_spaces_requests_by_the_window_after_each_finish() -> None:
 
 def test_limiter_counts_failed_requests_too() -> None:
     now = [0.0]
-    limiter = RateLimiter(
-        1, window=10.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
-    )
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(1, window=10.0, clock=lambda: now[0], sleep=sleep)
     with pytest.raises(RuntimeError), limiter.slot():
         raise RuntimeError
-    assert limiter.delay() == pytest.approx(10.0)
+    with limiter.slot():
+        pass
+    assert slept == [pytest.approx(10.0)]
 
 
 def test_the_server_never_sees_more_than_the_limit_and_sends_no_429(
