@@ -22,17 +22,19 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_botpenguin import streams
-from tap_botpenguin.checks import api_url_problems, token_problems, trim_pasted_values
-from tap_botpenguin.concurrency import Scheduler
-from tap_botpenguin.errors import BotPenguinError, RedactingFilter, redact
-from tap_botpenguin.failures import Failures
-from tap_botpenguin.listing import PageSizes
-from tap_botpenguin.logs import quiet_metrics, quiet_routine_lines
-from tap_botpenguin.progress import RunTotals
-from tap_botpenguin.sanitize import parse_datetime, utc_iso
-from tap_botpenguin.scan import SCAN_STATE_KEY
-from tap_botpenguin.settings import CONFIG_JSONSCHEMA
-from tap_botpenguin.throttle import RateLimiter
+from tap_botpenguin.concurrency.workers import Scheduler
+from tap_botpenguin.config.checks import api_url_problems, token_problems, trim_pasted_values
+from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.listing.ending import PageSizes
+from tap_botpenguin.listing.scan import SCAN_STATE_KEY
+from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
+from tap_botpenguin.report.errors import BotPenguinError
+from tap_botpenguin.report.failures import Failures
+from tap_botpenguin.report.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.report.progress import RunTotals
+from tap_botpenguin.report.redaction import RedactingFilter, redact
+from tap_botpenguin.streams.sdk import ROUTINE_TO_DEBUG
+from tap_botpenguin.streams.settings_schema import CONFIG_JSONSCHEMA
 
 if TYPE_CHECKING:
     import click
@@ -231,7 +233,7 @@ class TapBotPenguin(Tap):
     # --- running ---------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
         # Before the SDK's constructor, which logs one of the routine lines itself.
-        quiet_routine_lines(logging.getLogger("singer_sdk"), self.logger)
+        quiet_routine_lines(ROUTINE_TO_DEBUG, logging.getLogger("singer_sdk"), self.logger)
         super().__init__(**kwargs)
         #: What every listing of the run did, for its last line.
         self.totals = RunTotals()

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,20 @@ def _parse(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.split("\n") if line.strip()]
 
 
+def record_golden(messages: list[dict[str, Any]]) -> None:
+    """With `GOLDEN_DIR` set, append a run's message stream to a file named by the test, so
+    that the streams of every scenario can be compared across a refactor."""
+    directory = os.environ.get("GOLDEN_DIR")
+    if not directory:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").rsplit(" ", 1)[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test)[:200]
+    with open(Path(directory) / f"{name}.jsonl", "a", encoding="utf-8") as out:
+        out.write(json.dumps({"run": len(messages)}) + "\n")
+        for message in messages:
+            out.write(json.dumps(message, sort_keys=True) + "\n")
+
+
 def fail_on_endless_listing(text: str) -> None:
     """Fail by name when the sandbox refused a page far past a listing's end (`page_bound`):
     the tap did not see the end of a listing, and would otherwise loop until a timeout."""
@@ -200,7 +215,9 @@ def run_in_process(
         buffer.flush()
     stdout = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]
     fail_on_endless_listing(str(error or ""))
-    return SyncResult(_parse(stdout), error=error, stdout=stdout)
+    messages = _parse(stdout)
+    record_golden(messages)
+    return SyncResult(messages, error=error, stdout=stdout)
 
 
 def run_cli(
@@ -235,6 +252,7 @@ def run_cli(
     )
     fail_on_endless_listing(done.stderr)
     messages = _parse(done.stdout) if not args else []
+    record_golden(messages)
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
 
 

@@ -14,7 +14,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tap_botpenguin.naming import snake_case
+from tap_botpenguin.records.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
 from .conftest import (

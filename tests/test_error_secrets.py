@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tap_botpenguin.errors import BotPenguinError
+from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.sandbox import SANDBOX_TOKEN, Fault, Sandbox
 
 from .conftest import base_config, run_in_process

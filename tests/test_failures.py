@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_botpenguin.retries import retry_after_seconds, retry_waits
+from tap_botpenguin.http.retries import retry_after_seconds, retry_waits
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
 from .conftest import base_config, run_cli, run_in_process

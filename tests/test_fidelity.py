@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_botpenguin.records.sanitize import RecordSanitizer
 from tap_botpenguin.sandbox import data_epoch
 from tap_botpenguin.sandbox.data import make_record
-from tap_botpenguin.sanitize import RecordSanitizer
-from tap_botpenguin.schemas import CHAT_SCHEMA
+from tap_botpenguin.streams.schema import CHAT_SCHEMA
 
 from .conftest import examples
 from .test_hostile import _set, _strings, mutation

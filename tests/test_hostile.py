@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tap_botpenguin.errors import BotPenguinError
+from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.sandbox import Bot, Fault, Sandbox, make_inbox
 
 from .conftest import SyncResult, examples, run_in_process

@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus, urlparse
 
 import pytest
 
-from tap_botpenguin.errors import redact
+from tap_botpenguin.report.redaction import redact
 from tap_botpenguin.sandbox import (
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,

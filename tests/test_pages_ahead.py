@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from tap_botpenguin.readahead import DEFAULT_PAGES_IN_FLIGHT
+from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.listing.ahead import DEFAULT_PAGES_IN_FLIGHT
 from tap_botpenguin.sandbox import PAST_END, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
-from tap_botpenguin.throttle import RateLimiter
 
 from .conftest import STREAM_TYPES, SyncResult, base_config, fresh_bots, run_in_process, tap_at
 from .test_throttle import WINDOW, ShortWindowTap, _max_in_any_window

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tap_botpenguin.concurrency import Outcome, PageBuffer
+from tap_botpenguin.concurrency.workers import Outcome, PageBuffer
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from tap_botpenguin.progress import Progress
-from tap_botpenguin.throttle import RateLimiter
+from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.report.progress import Progress
 
 
 def test_progress_reports_every_interval_with_pages_records_and_rate(

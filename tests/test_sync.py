@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
+from tap_botpenguin.http.session import USER_AGENT
 from tap_botpenguin.sandbox import (
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,
@@ -18,7 +19,6 @@ from tap_botpenguin.sandbox import (
     make_inbox,
 )
 from tap_botpenguin.tap import TapBotPenguin
-from tap_botpenguin.transport import USER_AGENT
 
 from .conftest import (
     ALL_BOTS,

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import pytest
 
+from tap_botpenguin.http.throttle import RateLimiter
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
-from tap_botpenguin.throttle import RateLimiter
 
 from .conftest import base_config, fresh_bots, run_in_process
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tap_botpenguin.evolution import JSON_COLUMN, STATE_KEY
+from tap_botpenguin.records.evolution import JSON_COLUMN, STATE_KEY
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
 

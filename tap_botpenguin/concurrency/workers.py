@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import msgspec
 
-from tap_botpenguin.errors import ListingError
+from tap_botpenguin.report.errors import ListingError
 
 #: Pages of one listing kept in memory before the next ones go to its temporary file.
 PAGES_IN_MEMORY = 2

@@ -19,10 +19,11 @@ import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import BotPenguinError, ListingError, redact
-from tap_botpenguin.progress import Progress
-from tap_botpenguin.responses import json_or_none, page_number, page_of
-from tap_botpenguin.throttle import RateLimiter
+from tap_botpenguin.http.responses import json_or_none, page_number, page_of
+from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.report.errors import BotPenguinError, ListingError
+from tap_botpenguin.report.progress import Progress
+from tap_botpenguin.report.redaction import redact
 
 if sys.version_info >= (3, 12):
     from typing import override

@@ -29,8 +29,8 @@ from typing import Any
 import requests
 from singer_sdk.pagination import PageNumberPaginator
 
-from tap_botpenguin.errors import BotPenguinError
-from tap_botpenguin.responses import Page, status_text
+from tap_botpenguin.http.responses import Page, status_text
+from tap_botpenguin.report.errors import BotPenguinError
 
 if sys.version_info >= (3, 12):
     from typing import override

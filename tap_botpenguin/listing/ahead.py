@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import requests
 
-from tap_botpenguin.responses import Page
+from tap_botpenguin.http.responses import Page
 
 #: Most pages of one listing asked for at once (setting `pages_in_flight`).
 DEFAULT_PAGES_IN_FLIGHT = 8

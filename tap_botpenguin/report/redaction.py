@@ -1,4 +1,4 @@
-r"""The errors the tap stops with, and keeping secrets out of every message.
+r"""Keeping secrets out of every message, whatever the spelling.
 
 A secret reaches a message in many spellings: as configured (maybe with a pasted newline),
 trimmed, repr'd or escaped (`b'tok\n'`, `'tok\\n'`), JSON-escaped, URL-encoded, and those
@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from urllib.parse import quote, quote_plus
 
-from singer_sdk.exceptions import FatalAPIError
-
 REDACTED = "<redacted>"
 #: Shorter tokens cannot be real (config validation refuses them); see the module docstring.
 MIN_TOKEN_LENGTH = 8
@@ -30,14 +28,6 @@ MIN_TOKEN_LENGTH = 8
 _BEARER = r"(?P<bearer>Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
 #: Where a short secret must not touch: letters and digits (it would be part of a word).
 _STANDALONE = r"(?<![A-Za-z0-9]){}(?![A-Za-z0-9])"
-
-
-class BotPenguinError(FatalAPIError):
-    """A failure the run cannot recover from; its message is the one line the user sees."""
-
-
-class ConfigError(BotPenguinError):
-    """Settings that are missing or contradict each other."""
 
 
 def _lower_hex(text: str) -> str:
@@ -83,19 +73,6 @@ def _pattern(secrets: frozenset[str], *, bearer: bool = True) -> re.Pattern[str]
 
 def _replace(match: re.Match[str]) -> str:
     return (match.groupdict().get("bearer") or "") + REDACTED
-
-
-class ListingError(BotPenguinError):
-    """A request of one bot's listing failed for good: the run sets that listing aside.
-
-    `status` is the HTTP (or envelope) status that failed it, None when no answer came at
-    all (connection refused or reset, timeouts); `page` the page it asked for.
-    """
-
-    def __init__(self, message: str, *, status: int | None, page: int) -> None:
-        super().__init__(message)
-        self.status = status
-        self.page = page
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

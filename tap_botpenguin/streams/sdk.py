@@ -14,18 +14,33 @@ from functools import cached_property
 from typing import Any
 
 from singer_sdk import Stream
+from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.singerlib import RecordMessage
 
-from tap_botpenguin import evolution
-from tap_botpenguin.evolution import UndocumentedFields
-from tap_botpenguin.naming import snake_case
-from tap_botpenguin.schemas import CHAT_SCHEMA
+from tap_botpenguin.records import evolution
+from tap_botpenguin.records.evolution import UndocumentedFields
+from tap_botpenguin.records.naming import snake_case
+from tap_botpenguin.report.errors import BotPenguinError
+from tap_botpenguin.report.logs import RoutineToDebug
+from tap_botpenguin.streams.schema import CHAT_SCHEMA
 
 if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
+
+
+def _explained(error: BaseException | None) -> bool:
+    """Whether a sync failure the SDK logs is no news: --test's stop, or one the tap explains."""
+    dry_run_stop = isinstance(error, AbortedSyncExceptionBase) and isinstance(
+        error.__cause__, MaxRecordsLimitException
+    )
+    return dry_run_stop or isinstance(error, BotPenguinError)
+
+
+#: The SDK's routine lines as DEBUG lines (see `report.logs`).
+ROUTINE_TO_DEBUG = RoutineToDebug(_explained)
 
 
 class EvolvingStream(Stream):

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tap_botpenguin.listing import Listing
-from tap_botpenguin.progress import Progress
-from tap_botpenguin.readahead import PagesAhead
-from tap_botpenguin.scan import ScanHistory, ScanPlan, ScanRun
+from tap_botpenguin.listing.ahead import PagesAhead
+from tap_botpenguin.listing.ending import Listing
+from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun
+from tap_botpenguin.report.progress import Progress
 
 if TYPE_CHECKING:
     from tap_botpenguin.tap import BotSettings

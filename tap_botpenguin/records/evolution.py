@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from tap_botpenguin.sanitize import INVALID_FIELDS, RecordSanitizer, Schema
+from tap_botpenguin.records.sanitize import INVALID_FIELDS, RecordSanitizer, Schema
 
 MODES = ("evolve", "json", "discard")
 #: The stream state's entry for learned fields: `{name: JSON Schema}`, API names.

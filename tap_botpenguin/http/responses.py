@@ -22,7 +22,8 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.errors import REDACTED, ListingError, redact, redact_bytes
+from tap_botpenguin.report.errors import ListingError
+from tap_botpenguin.report.redaction import REDACTED, redact, redact_bytes
 
 LISTING_PATH = "/inbox/direct/chats"
 _AUTH_CODES = frozenset({HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN})

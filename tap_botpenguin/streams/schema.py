@@ -8,8 +8,8 @@ from typing import Any
 
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
-from tap_botpenguin.evolution import JSON_COLUMN, field_schema
-from tap_botpenguin.naming import snake_case, snake_case_schema
+from tap_botpenguin.records.evolution import JSON_COLUMN, field_schema
+from tap_botpenguin.records.naming import snake_case, snake_case_schema
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -25,7 +25,9 @@ class ChatSchema(StreamSchema[str]):
     """
 
     def __init__(self) -> None:
-        super().__init__(SchemaDirectory(importlib.resources.files(__name__)), key="chat")
+        super().__init__(
+            SchemaDirectory(importlib.resources.files("tap_botpenguin.records")), key="chat"
+        )
         self._converted: dict[tuple[int, bool, bool], Any] = {}
 
     def api_schema(self) -> dict[str, Any]:

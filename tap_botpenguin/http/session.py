@@ -30,8 +30,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 
-from tap_botpenguin.errors import BotPenguinError, redact
-from tap_botpenguin.responses import page_of, status_text
+from tap_botpenguin.http.responses import page_of, status_text
+from tap_botpenguin.report.errors import BotPenguinError
+from tap_botpenguin.report.redaction import redact
 
 if sys.version_info >= (3, 12):
     from typing import override

@@ -15,7 +15,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlparse
 
-from tap_botpenguin.errors import MIN_TOKEN_LENGTH
+from tap_botpenguin.report.redaction import MIN_TOKEN_LENGTH
 
 #: Settings (top level and in each `bots` entry) whose surrounding whitespace is removed.
 TRIMMED = ("bot_token", "customer_id", "bot_id", "api_url")

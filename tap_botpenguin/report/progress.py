@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from tap_botpenguin.throttle import RateLimiter
+from tap_botpenguin.http.throttle import RateLimiter
 
 
 class Progress:

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from tap_botpenguin.errors import BotPenguinError, ListingError
+from tap_botpenguin.report.errors import BotPenguinError, ListingError
 
 
 class ListingsFailedError(BotPenguinError):

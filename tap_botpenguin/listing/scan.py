@@ -32,7 +32,7 @@ from typing import Any
 
 from singer_sdk.helpers._state import PROGRESS_MARKERS
 
-from tap_botpenguin.sanitize import parse_datetime
+from tap_botpenguin.records.sanitize import parse_datetime
 
 #: The key of a bot partition's state that holds its `ScanHistory`.
 SCAN_STATE_KEY = "scan"

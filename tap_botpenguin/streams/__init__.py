@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tap_botpenguin.client import BotPenguinStream
+from tap_botpenguin.streams.listing_stream import BotPenguinStream
 
 
 class LeadsStream(BotPenguinStream):

@@ -18,27 +18,27 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 
-from tap_botpenguin.errors import BotPenguinError, ListingError
-from tap_botpenguin.listing import Listing, ListingPaginator
-from tap_botpenguin.logs import quiet_routine_lines
-from tap_botpenguin.mirror import MirroringStream
-from tap_botpenguin.naming import snake_case, snake_case_record
-from tap_botpenguin.progress import Progress
-from tap_botpenguin.readahead import DEFAULT_PAGES_IN_FLIGHT, Answer, PagesAhead
-from tap_botpenguin.reading import BotRead
-from tap_botpenguin.responses import LISTING_PATH, Page, ResponseReader, page_number
-from tap_botpenguin.retries import RetryingStream
-from tap_botpenguin.sanitize import (
+from tap_botpenguin.http.responses import LISTING_PATH, Page, ResponseReader, page_number
+from tap_botpenguin.http.retries import RetryingStream
+from tap_botpenguin.http.session import USER_AGENT, ApiSession, api_session
+from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.listing.ahead import DEFAULT_PAGES_IN_FLIGHT, Answer, PagesAhead
+from tap_botpenguin.listing.ending import Listing, ListingPaginator
+from tap_botpenguin.listing.plan import BotRead
+from tap_botpenguin.listing.scan import ScanHistory, ScanRun, keep_bookmark, plan_scan
+from tap_botpenguin.records.naming import snake_case, snake_case_record
+from tap_botpenguin.records.sanitize import (
     INVALID_FIELDS,
     normalize_timestamps,
     parse_datetime,
     utc_iso,
 )
-from tap_botpenguin.scan import ScanHistory, ScanRun, keep_bookmark, plan_scan
-from tap_botpenguin.schema_stream import EvolvingStream
-from tap_botpenguin.schemas import CHAT_SCHEMA
-from tap_botpenguin.throttle import RateLimiter
-from tap_botpenguin.transport import USER_AGENT, ApiSession, api_session
+from tap_botpenguin.report.errors import BotPenguinError, ListingError
+from tap_botpenguin.report.logs import quiet_routine_lines
+from tap_botpenguin.report.progress import Progress
+from tap_botpenguin.streams.mirror import MirroringStream
+from tap_botpenguin.streams.schema import CHAT_SCHEMA
+from tap_botpenguin.streams.sdk import ROUTINE_TO_DEBUG, EvolvingStream
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -72,7 +72,7 @@ class BotPenguinStream(RetryingStream, EvolvingStream, MirroringStream):
 
     def __init__(self, tap: TapBotPenguin) -> None:
         super().__init__(tap)
-        quiet_routine_lines(self.logger)
+        quiet_routine_lines(ROUTINE_TO_DEBUG, self.logger)
         self._snake_case = bool(self.config.get("snake_case_fields"))
         # The SDK copies partition keys into records, so they follow the naming too.
         self._bot_key = snake_case("botId") if self._snake_case else "botId"

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
-from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
-
-from tap_botpenguin.errors import BotPenguinError
+#: The SDK's stream loggers are `Logger`s up to 0.54 and `LoggerAdapter`s from 0.55.
+AnyLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 _ROUTINE = (
     "Beginning sync of ",
@@ -42,35 +42,33 @@ _ROUTINE = (
 _SYNC_FAILED = "An unhandled error occurred while syncing "
 
 
-def _explained(error: BaseException | None) -> bool:
-    """Whether a sync failure the SDK logs is no news: --test's stop, or one the tap explains."""
-    dry_run_stop = isinstance(error, AbortedSyncExceptionBase) and isinstance(
-        error.__cause__, MaxRecordsLimitException
-    )
-    return dry_run_stop or isinstance(error, BotPenguinError)
-
-
 class RoutineToDebug(logging.Filter):
-    """Turns the SDK's routine lines into DEBUG lines (dropped unless DEBUG is on)."""
+    """Turns the SDK's routine lines into DEBUG lines (dropped unless DEBUG is on).
+
+    `explained(error)`: whether a sync failure the SDK logs is no news (the error being
+    handled when the SDK logs it): one the tap explains in its own line, or --test's stop.
+    """
+
+    def __init__(self, explained: Callable[[BaseException | None], bool]) -> None:
+        super().__init__()
+        self._explained = explained
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Demote a routine line; keep everything else as it is."""
         message = str(record.msg)
-        explained = message.startswith(_SYNC_FAILED) and _explained(sys.exc_info()[1])
+        explained = message.startswith(_SYNC_FAILED) and self._explained(sys.exc_info()[1])
         if record.levelno > logging.DEBUG and (message.startswith(_ROUTINE) or explained):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 
-_ROUTINE_TO_DEBUG = RoutineToDebug()
-
-
-def quiet_routine_lines(*loggers: logging.Logger) -> None:
+def quiet_routine_lines(routine: RoutineToDebug, *loggers: AnyLogger) -> None:
     """Demote the SDK's routine lines logged on `loggers` (idempotent)."""
     for logger in loggers:
-        if _ROUTINE_TO_DEBUG not in logger.filters:
-            logger.addFilter(_ROUTINE_TO_DEBUG)
+        target = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+        if routine not in target.filters:
+            target.addFilter(routine)
 
 
 def quiet_metrics(metrics_logger: logging.Logger) -> None:

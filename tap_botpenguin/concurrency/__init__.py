@@ -1,0 +1,1 @@
+"""The only layer that starts threads: workers per token, pages ahead, the deadline watchdog."""

@@ -1,0 +1,1 @@
+"""What a record becomes: sanitized, named, its undocumented fields learned (no SDK)."""

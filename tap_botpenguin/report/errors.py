@@ -1,0 +1,23 @@
+"""The errors the tap stops with: each message is the one line the user sees."""
+
+from __future__ import annotations
+
+
+class BotPenguinError(Exception):
+    """A failure the run cannot recover from; its message is the one line the user sees.
+
+    Messages are redacted where they are built (`redaction.redact`).
+    """
+
+
+class ListingError(BotPenguinError):
+    """A request of one bot's listing failed for good: the run sets that listing aside.
+
+    `status` is the HTTP (or envelope) status that failed it, None when no answer came at
+    all (connection refused or reset, timeouts); `page` the page it asked for.
+    """
+
+    def __init__(self, message: str, *, status: int | None, page: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.page = page
