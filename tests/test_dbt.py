@@ -97,7 +97,7 @@ def test_postgres_load_then_dbt_build(
             (schema,),
         ).fetchall()
     }
-    api_fields = json.loads((ROOT / "tap_botpenguin/schemas/chat.json").read_text())["properties"]
+    api_fields = json.loads((ROOT / "tap_botpenguin/records/chat.json").read_text())["properties"]
     if snake:
         assert {snake_case(name) for name in api_fields} <= columns
         assert {"_id", "is_online", "agent_assigned", "updated_at", "bot_id"} <= columns

@@ -60,7 +60,7 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_and_sdist_hold_what_a_user_needs(dist: Path) -> None:
     [wheel] = dist.glob(f"tap_botpenguin-{VERSION}-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "tap_botpenguin/schemas/chat.json" in names
+    assert "tap_botpenguin/records/chat.json" in names
     assert "tap_botpenguin/sandbox/server.py" in names
     assert f"tap_botpenguin-{VERSION}.dist-info/licenses/LICENSE" in names
     [sdist] = dist.glob(f"tap_botpenguin-{VERSION}.tar.gz")

@@ -154,7 +154,7 @@ def test_json_and_discard_modes_keep_the_table_shape_fixed(
     done = meltano.run("run", "tap-botpenguin", target)
 
     documented = json.loads(
-        (Path(__file__).parents[1] / "tap_botpenguin/schemas/chat.json").read_text()
+        (Path(__file__).parents[1] / "tap_botpenguin/records/chat.json").read_text()
     )["properties"]
     expected = {name.lower() for name in documented}
     if mode == "json":
