@@ -1,4 +1,9 @@
-"""tap-botpenguin: settings, bots and the stream list."""
+"""tap-botpenguin: the Singer tap, its streams, and the run they share.
+
+The top of the house: it turns the SDK's config into `Settings` (`config.settings`), builds
+the run (`run.context.Run`) and gives both to the streams' constructors. Nothing below asks
+the tap for anything.
+"""
 
 from __future__ import annotations
 
@@ -6,80 +11,42 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import Stream, Tap
-from singer_sdk.authenticators import (
-    APIAuthenticatorBase,
-    APIKeyAuthenticator,
-    BearerTokenAuthenticator,
-)
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_botpenguin import streams
-from tap_botpenguin.concurrency.workers import Scheduler
-from tap_botpenguin.config.checks import api_url_problems, token_problems, trim_pasted_values
-from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.concurrency.workers import Job
+from tap_botpenguin.config.checks import trim_pasted_values
+from tap_botpenguin.config.settings import Settings, secrets_of, setting_problems
 from tap_botpenguin.listing.ending import PageSizes
 from tap_botpenguin.listing.scan import SCAN_STATE_KEY
-from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.report.errors import BotPenguinError
-from tap_botpenguin.report.failures import Failures
 from tap_botpenguin.report.logs import quiet_metrics, quiet_routine_lines
-from tap_botpenguin.report.progress import RunTotals
 from tap_botpenguin.report.redaction import RedactingFilter, redact
-from tap_botpenguin.streams.sdk import ROUTINE_TO_DEBUG
+from tap_botpenguin.run.context import Run, known_page_size
+from tap_botpenguin.streams import ChatsStream, LeadsStream
+from tap_botpenguin.streams.listing_stream import BotPenguinStream
+from tap_botpenguin.streams.sdk import ROUTINE_TO_DEBUG, SdkTap, cli_config
 from tap_botpenguin.streams.settings_schema import CONFIG_JSONSCHEMA
 
 if TYPE_CHECKING:
     import click
+    from singer_sdk import Stream
 
 if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
 
-
-@dataclass(frozen=True)
-class BotSettings:
-    """Everything needed to read one bot: ids, credentials and the token's rate limiter."""
-
-    bot_id: str
-    customer_id: str
-    token: str = field(repr=False)
-    authenticator: APIAuthenticatorBase = field(repr=False)
-    limiter: RateLimiter = field(repr=False)
+#: Settings that arrive as text from the environment and Meltano (`kind: string`).
+_NUMBERS_AS_TEXT = ("request_timeout", "full_scan_every_hours")
 
 
-def make_authenticator(auth_method: str, token: str) -> APIAuthenticatorBase:
-    """`x-bot-token` (the endpoint page) or `Bearer` + `authtype: Key` (platform token)."""
-    if auth_method == "bearer":
-        authenticator = BearerTokenAuthenticator(token=token)
-        authenticator.auth_headers["authtype"] = "Key"
-        return authenticator
-    return APIKeyAuthenticator(key="x-bot-token", value=token, location="header")
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """The strings inside a config value, however it is nested."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif value is not None:
-        yield str(value)
-
-
-class TapBotPenguin(Tap):
+class TapBotPenguin(SdkTap):
     """Singer tap for BotPenguin leads and chats."""
 
     name = "tap-botpenguin"
@@ -92,170 +59,96 @@ class TapBotPenguin(Tap):
 
     config_jsonschema = CONFIG_JSONSCHEMA
 
-    @override
-    def discover_streams(self) -> list[Stream]:
-        return [streams.LeadsStream(self), streams.ChatsStream(self)]
-
-    # --- time and what earlier runs learned --------------------------------------------
-    def now(self) -> datetime:
-        """The current time (tests override it to simulate runs hours apart)."""
-        return datetime.now(timezone.utc)
-
-    @cached_property
-    def started(self) -> datetime:
-        """When this run started: the cap of every bookmark and the start of its scans."""
-        return self.now()
-
-    @cached_property
-    def started_at(self) -> str:
-        """`started` in the records' timestamp format (they compare as strings)."""
-        return utc_iso(self.started)
-
-    @cached_property
-    def start_date(self) -> str | None:
-        """`start_date` in the records' timestamp format (they compare as strings)."""
-        moment = parse_datetime(self.config.get("start_date"))
-        return utc_iso(moment) if moment else None
-
-    @cached_property
-    def page_sizes(self) -> PageSizes:
-        """The API's page size, seeded with what earlier runs learned (kept in bot state)."""
-        known = [
-            partition[SCAN_STATE_KEY]["page_size"]
-            for stream in (self.state.get("bookmarks") or {}).values()
-            if isinstance(stream, dict)
-            for partition in stream.get("partitions") or []
-            if isinstance(partition, dict)
-            and isinstance(partition.get(SCAN_STATE_KEY), dict)
-            and isinstance(partition[SCAN_STATE_KEY].get("page_size"), int)
-        ]
-        return PageSizes(max(known, default=None))
-
-    # --- settings --------------------------------------------------------------------
-    @cached_property
-    def secrets(self) -> list[str]:
-        """Every token in the config (even a mistyped one), for redaction."""
-        tokens: list[Any] = [self.config.get("bot_token"), *self._pasted_tokens]
-        tokens += [
-            bot.get("bot_token") for bot in self.config.get("bots") or [] if isinstance(bot, dict)
-        ]
-        return [text for token in tokens for text in _strings(token) if text]
-
-    @cached_property
-    def bots(self) -> list[BotSettings]:
-        """The bots to read, in config order, with their resolved token and customer."""
-        entries = list(self.config.get("bots") or [])
-        if self.config.get("bot_id"):
-            entries.insert(0, {"bot_id": self.config["bot_id"]})
-        limiters: dict[str, RateLimiter] = {}
-        resolved = []
-        for entry in entries:
-            token = entry.get("bot_token") or self.config["bot_token"]
-            limiter = limiters.setdefault(
-                token, RateLimiter(self.config["requests_per_minute"], self.rate_window_seconds)
-            )
-            resolved.append(
-                BotSettings(
-                    bot_id=entry["bot_id"],
-                    customer_id=entry.get("customer_id") or self.config["customer_id"],
-                    token=token,
-                    authenticator=make_authenticator(self.config["auth_method"], token),
-                    limiter=limiter,
-                )
-            )
-        return resolved
-
-    @cached_property
-    def scheduler(self) -> Scheduler:
-        """Which listings worker threads read ahead, token by token (see `concurrency`)."""
-        return Scheduler(self)
-
-    @cached_property
-    def failures(self) -> Failures:
-        """What the run heard from the API, and the listings it set aside (see `failures`)."""
-        return Failures([bot.token for bot in self.bots])
-
-    def bot_settings(self, bot_id: str) -> BotSettings:
-        """The settings of one configured bot."""
-        for bot in self.bots:
-            if bot.bot_id == bot_id:
-                return bot
-        msg = f"bot {bot_id} is in the state but not in the settings"
-        raise BotPenguinError(msg)
-
-    @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The SDK's only config hook: add the rules JSON Schema cannot say clearly, and make
-        # sure no message echoes a token (jsonschema quotes offending values).
-        self._coerce_env_numbers()
-        self._pasted_tokens = trim_pasted_values(self._config)
-        errors = super()._validate_config(raise_errors=False) + self._setting_problems()
-        errors = [redact(error, self.secrets) for error in errors]
-        if errors and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=errors)
-        return errors
-
-    def _coerce_env_numbers(self) -> None:
-        """Numbers arrive as text from the environment and Meltano (`kind: string`)."""
-        for name in ("request_timeout", "full_scan_every_hours"):
-            value = self._config.get(name)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    self._config[name] = float(value)
-
-    def _setting_problems(self) -> list[str]:
-        config = self.config
-        problems = []
-        entries = [e for e in config.get("bots") or [] if isinstance(e, dict)]
-        if not config.get("bot_id") and not entries:
-            problems.append("Set `bot_id` (one bot) or `bots` (several): neither is set.")
-        if config.get("bot_id"):
-            entries = [{"bot_id": config["bot_id"]}, *entries]
-        ids = [e.get("bot_id") for e in entries]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)})
-        if duplicates:
-            problems.append(f"`bots`/`bot_id` list bot {', '.join(duplicates)} more than once.")
-        if not config.get("bot_token") and any(not e.get("bot_token") for e in entries):
-            problems.append(
-                "`bot_token` is required (or give every entry of `bots` its own `bot_token`)."
-            )
-        if not config.get("customer_id") and any(not e.get("customer_id") for e in entries):
-            problems.append(
-                "`customer_id` is required (or give every entry of `bots` its own `customer_id`)."
-            )
-        problems += token_problems(config)
-        problems += api_url_problems(config.get("api_url"))
-        start_date = config.get("start_date")
-        if start_date is not None and parse_datetime(start_date) is None:
-            problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")
-        return problems
-
-    # --- running ---------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
         # Before the SDK's constructor, which logs one of the routine lines itself.
         quiet_routine_lines(ROUTINE_TO_DEBUG, logging.getLogger("singer_sdk"), self.logger)
         super().__init__(**kwargs)
-        #: What every listing of the run did, for its last line.
-        self.totals = RunTotals()
         # Defence in depth: whatever a library logs, no handler prints a configured token.
-        redacting = RedactingFilter(self.secrets)
+        redacting = RedactingFilter(list(self.settings.secrets))
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
         quiet_metrics(self.metrics_logger)
 
-    def stream_closed(self, stream: Stream) -> None:
-        """Once the last stream closed: the run total, and fail if listings were set aside.
+    def now(self) -> datetime:
+        """The current time (tests override it to simulate runs hours apart)."""
+        return datetime.now(timezone.utc)
+
+    # --- settings ---------------------------------------------------------------------
+    @override
+    def prepare_config(self, config: dict[str, Any]) -> None:
+        for name in _NUMBERS_AS_TEXT:
+            value = config.get(name)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    config[name] = float(value)
+        self._pasted_tokens = trim_pasted_values(config)
+
+    @override
+    def config_problems(self) -> list[str]:
+        return setting_problems(self.config)
+
+    @override
+    def redact(self, text: str) -> str:
+        return redact(text, list(secrets_of(self.config, self._pasted_tokens)))
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The run's settings as typed values (from the config as validated)."""
+        return Settings.from_config(self.config, secrets_of(self.config, self._pasted_tokens))
+
+    @cached_property
+    def run(self) -> Run:
+        """What this run's listings share: its start, limiters, workers, failures, totals."""
+        return Run(
+            settings=self.settings,
+            now=self.now,
+            rate_window=self.rate_window_seconds,
+            page_sizes=PageSizes(),
+        )
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK loads the state after discovery: the run's page size is seeded here."""
+        super().load_state(state)
+        known = known_page_size(self.state, SCAN_STATE_KEY)
+        if known is not None:
+            self.run.page_sizes.learn(known)
+
+    # --- streams ----------------------------------------------------------------------
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [
+            stream_class(self, self.run, plan_all=self._plan_every_listing, on_synced=self._synced)
+            for stream_class in (LeadsStream, ChatsStream)
+        ]
+
+    def _listing_streams(self) -> list[BotPenguinStream]:
+        return [s for s in self.streams.values() if isinstance(s, BotPenguinStream)]
+
+    def _plan_every_listing(self) -> list[Job]:
+        """Every selected listing of the run, planned from the state as stored (workers)."""
+        return [
+            job
+            for stream in self._listing_streams()
+            if stream.selected
+            for job in stream.plan_jobs()
+        ]
+
+    def _synced(self, stream: BotPenguinStream) -> None:
+        """Once the last stream is synced: the run total; fail if listings were set aside.
 
         `sync_all` is final in the SDK; its last act is each stream's `log_sync_costs`.
         """
-        if stream is not list(self.streams.values())[-1]:
+        if stream is not self._listing_streams()[-1]:
             return
-        self.scheduler.stop()
-        self.totals.report(self.logger)
-        error = self.failures.error()
+        run = self.run
+        run.scheduler.stop()
+        run.totals.report(self.logger)
+        error = run.failures.error()
         if error is not None:
             raise error
 
+    # --- the command line -------------------------------------------------------------
     @override
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
@@ -284,20 +177,16 @@ class TapBotPenguin(Tap):
     def _connection_test(cls, ctx: click.Context, value: str) -> None:
         """The SDK's `cb_test`, and then a failure when listings were set aside.
 
-        A sync says so at its end (`stream_closed`); the SDK's dry run has no such end, and
-        its `run_connection_test` is final.
+        A sync says so at its end (`_synced`); the SDK's dry run has no such end, and its
+        `run_connection_test` is final.
         """
-        config = ctx.params.get("config")  # the SDK's parsed `--config` (files and/or ENV)
-        tap = cls(
-            config=getattr(config, "config", None) or {},
-            parse_env_config=bool(getattr(config, "parse_env", False)),
-            validate_config=True,
-        )
+        config, parse_env = cli_config(ctx.params)
+        tap = cls(config=config, parse_env_config=parse_env, validate_config=True)
         if value == CliTestOptionValue.Schema.value:
             tap.write_schemas()
         else:
             tap.run_connection_test()
-            error = tap.failures.error()
+            error = tap.run.failures.error()
             if error is not None:
                 raise error
         ctx.exit()

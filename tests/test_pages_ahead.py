@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tap_botpenguin.http.throttle import RateLimiter
-from tap_botpenguin.listing.ahead import DEFAULT_PAGES_IN_FLIGHT
+from tap_botpenguin.concurrency.throttle import RateLimiter
+from tap_botpenguin.config.settings import DEFAULT_PAGES_IN_FLIGHT
 from tap_botpenguin.sandbox import PAST_END, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
 

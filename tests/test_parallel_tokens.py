@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tap_botpenguin.concurrency.workers import Outcome, PageBuffer
+from tap_botpenguin.concurrency.buffer import Outcome, PageBuffer
+from tap_botpenguin.listing.reader import AcceptedPage
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
 
@@ -151,7 +152,17 @@ def test_a_run_stopping_error_on_a_worker_stops_the_run_in_one_line(tmp_path: Pa
 def test_a_listing_buffer_keeps_pages_in_order_beyond_memory() -> None:
     buffer = PageBuffer(in_memory=2)
     pages = [
-        [{"_id": f"{n}-{i}", "n": n, "nested": {"list": [i, None, 1.5]}} for i in range(3)]
+        AcceptedPage(
+            number=n + 1,
+            records=[
+                {"_id": f"{n}-{i}", "n": n, "nested": {"list": [i, None, 1.5]}} for i in range(3)
+            ],
+            repaired=n % 2,
+            page_size=3,
+            requests=1,
+            answers=[(200, 0.25)],
+            waits=[(1.0, 2.5)],
+        )
         for n in range(9)
     ]
     for page in pages[:5]:  # 2 in memory, 3 to the file

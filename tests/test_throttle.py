@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 
-from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.concurrency.throttle import RateLimiter
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
 

@@ -4,10 +4,9 @@ The SDK syncs one stream after the other, and within a stream one bot after the 
 `max_parallel_tokens` above 1, the first listing the SDK asks for starts the schedule: every
 selected listing is planned there (on the main thread, from the state as it is), and a worker
 thread per token (at most `max_parallel_tokens` at once) reads that token's listings in the
-SDK's order, one listing at a time, through the stream's own page pipeline (request ->
-decode -> end of listing -> scan decisions; pages read ahead when that pays, `readahead`).
-Finished pages go into a buffer per listing: a few pages in memory, the rest in a temporary
-file, so memory stays flat whatever the main thread's pace.
+SDK's order, one listing at a time, with the listing's own `ListingReader` (request ->
+decode -> end of listing -> scan decisions; pages read ahead when that pays, `listing.ahead`),
+never the SDK's request loop. Finished pages go into a buffer per listing (`buffer`).
 
 The main thread still does everything Singer sees, in the SDK's order: it takes a listing's
 pages from its buffer when the SDK asks for that listing, emits its records and does the
@@ -23,22 +22,14 @@ stops (an error, a kill), the workers stop at their next page.
 
 from __future__ import annotations
 
-import struct
-import tempfile
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import IO, Any
 
-import msgspec
-
+from tap_botpenguin.concurrency.buffer import Outcome, Pace, PageBuffer
+from tap_botpenguin.listing.plan import BotRead
 from tap_botpenguin.report.errors import ListingError
-
-#: Pages of one listing kept in memory before the next ones go to its temporary file.
-PAGES_IN_MEMORY = 2
-_LENGTH = struct.Struct("<I")
 
 
 class StoppedError(Exception):
@@ -46,130 +37,14 @@ class StoppedError(Exception):
 
 
 @dataclass
-class Outcome:
-    """How a listing's read ended: normally, or with the error to raise on the main thread.
-
-    `heard` is what the run had heard from the API when a listing failed (`failures`):
-    requests answered and whether any page was read.
-    """
-
-    error: BaseException | None = None
-    heard: tuple[int, bool] | None = None
-
-
-class Pace:
-    """The main thread's seconds of work per page it emits, averaged (None until known).
-
-    The main thread emits every worker's pages: when the API answers faster than it works
-    through them, pages read ahead would only wait in buffers (`readahead` asks).
-    """
-
-    def __init__(self) -> None:
-        self.per_page: float | None = None
-
-    def worked(self, seconds: float) -> None:
-        """The main thread spent `seconds` on one page."""
-        last = self.per_page
-        self.per_page = seconds if last is None else 0.8 * last + 0.2 * seconds
-
-
-class PageBuffer:
-    """One listing's finished pages, in order; the oldest `in_memory` in memory."""
-
-    def __init__(self, in_memory: int = PAGES_IN_MEMORY) -> None:
-        self._in_memory = in_memory
-        self._ready = threading.Condition()
-        self._pages: deque[list[dict[str, Any]]] = deque()
-        self._file: IO[bytes] | None = None
-        self._written = self._read = 0  # bytes written to and read from the file
-        self._end: Outcome | None = None
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(list[dict[str, Any]])
-        #: Where the main thread's work on these pages is counted (`Schedule` sets it).
-        self.pace: Pace | None = None
-
-    def put(self, records: list[dict[str, Any]]) -> None:
-        """A page read; to the file once the memory's share is full (pages stay in order)."""
-        with self._ready:
-            if self._written == self._read and len(self._pages) < self._in_memory:
-                self._pages.append(records)
-            else:
-                if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="tap-botpenguin-")  # noqa: SIM115
-                data = self._encoder.encode(records)
-                self._file.seek(self._written)
-                self._file.write(_LENGTH.pack(len(data)) + data)
-                self._written += _LENGTH.size + len(data)
-            self._ready.notify_all()
-
-    def end(self, outcome: Outcome) -> None:
-        """No more pages: the listing ended as `outcome` says."""
-        with self._ready:
-            self._end = outcome
-            self._ready.notify_all()
-
-    def _take(self) -> list[dict[str, Any]] | Outcome:
-        with self._ready:
-            while True:
-                if self._pages:
-                    return self._pages.popleft()
-                if self._read < self._written:
-                    assert self._file is not None
-                    self._file.seek(self._read)
-                    (length,) = _LENGTH.unpack(self._file.read(_LENGTH.size))
-                    page = self._decoder.decode(self._file.read(length))
-                    self._read += _LENGTH.size + length
-                    return page
-                if self._end is not None:
-                    return self._end
-                self._ready.wait()
-
-    @property
-    def heard(self) -> tuple[int, bool] | None:
-        """What the run had heard from the API when the listing failed (see `Outcome`)."""
-        return None if self._end is None else self._end.heard
-
-    def pages(self) -> Iterator[list[dict[str, Any]]]:
-        """The pages in order; then the listing's error, if it ended with one."""
-        try:
-            while True:
-                taken = self._take()
-                if isinstance(taken, Outcome):
-                    if taken.error is not None:
-                        raise taken.error
-                    return
-                handed = time.monotonic()
-                yield taken
-                if self.pace is not None:
-                    self.pace.worked(time.monotonic() - handed)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Drop what is left (the temporary file too)."""
-        with self._ready:
-            self._pages.clear()
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-
-
-@dataclass
 class Job:
-    """One listing to read: the stream, its partition and the token whose worker reads it.
+    """One listing to read: which (stream and partition), and as planned on the main thread."""
 
-    `read` is whatever the stream needs to read it (its `reading.BotRead`).
-    """
-
-    stream: Any
-    context: dict[str, Any]
-    token: str
-    read: Any
+    key: Hashable
+    read: BotRead
     buffer: PageBuffer = field(default_factory=PageBuffer)
 
 
-#: Reads one job's listing on the calling thread, handing each finished page to `put`.
-Reader = Callable[[Job, Callable[[list[dict[str, Any]]], None]], None]
 #: What the run has heard from the API (for `Outcome.heard`).
 Heard = Callable[[], tuple[int, bool]]
 
@@ -177,15 +52,14 @@ Heard = Callable[[], tuple[int, bool]]
 class Schedule:
     """The run's listings, their workers and their buffers."""
 
-    def __init__(self, jobs: list[Job], workers: int, reader: Reader, heard: Heard) -> None:
+    def __init__(self, jobs: list[Job], workers: int, heard: Heard) -> None:
         self._all = jobs
-        self._jobs = {(id(job.stream), _key(job.context)): job for job in jobs}
-        self._reader = reader
+        self._jobs = {job.key: job for job in jobs}
         self._heard = heard
         self._stop = threading.Event()
         tokens: dict[str, list[Job]] = {}
         for job in jobs:  # in the SDK's order: a token's listings, and tokens by first use
-            tokens.setdefault(job.token, []).append(job)
+            tokens.setdefault(job.read.bot.token, []).append(job)
         self._queue: deque[list[Job]] = deque(tokens.values())
         self._lock = threading.Lock()
         self._threads = [
@@ -199,13 +73,13 @@ class Schedule:
 
         for job in jobs:
             job.buffer.pace = pace
-            job.read.ahead.consumer_work = consumer_work
+            job.read.reader.ahead.consumer_work = consumer_work
         for thread in self._threads:
             thread.start()
 
-    def job(self, stream: object, context: Mapping[str, Any]) -> Job | None:
+    def job(self, key: Hashable) -> Job | None:
         """The scheduled read of this listing, once (None when it is not scheduled)."""
-        return self._jobs.pop((id(stream), _key(context)), None)
+        return self._jobs.pop(key, None)
 
     def stop(self) -> None:
         """Stop every worker at its next page; drop what was read and not emitted."""
@@ -217,6 +91,7 @@ class Schedule:
         self._jobs.clear()
 
     def _work(self) -> None:
+        """On a `listings-N` thread: one token's listings after the other, then the next's."""
         while not self._stop.is_set():
             with self._lock:
                 if not self._queue:
@@ -231,72 +106,47 @@ class Schedule:
                 failed = self._read(job)
 
     def _read(self, job: Job) -> BaseException | None:
-        """Read one listing into its buffer; the error that should stop the run, if any."""
-
-        def put(records: list[dict[str, Any]]) -> None:
-            if self._stop.is_set():
-                raise StoppedError
-            job.buffer.put(records)
-
+        """On a worker: read one listing into its buffer; the error that stops the run, if any."""
+        reader = job.read.reader
         try:
-            self._reader(job, put)
+            for page in reader.pages():
+                if self._stop.is_set():
+                    raise StoppedError
+                job.buffer.put(page)
         except ListingError as error:
             # The token's next listing goes on: waiting for the main thread's verdict could
             # hold every worker while the main thread waits for a token none has started.
-            job.buffer.end(Outcome(error, self._heard()))
+            job.buffer.end(Outcome(error, self._heard(), reader.leftover_traffic()))
         except BaseException as error:  # raised on the main thread, in order
-            job.buffer.end(Outcome(error))
+            job.buffer.end(Outcome(error, leftover=reader.leftover_traffic()))
             return error
         else:
-            job.buffer.end(Outcome())
+            job.buffer.end(Outcome(leftover=reader.leftover_traffic()))
         return None
-
-
-def _key(context: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(context.items()))
 
 
 class Scheduler:
     """Starts the run's schedule when the SDK asks for its first listing (if it is to run).
 
-    Every selected listing is planned there (`plan_read`), from its partition's state as
-    stored (read, never created: STATE must not change before the SDK gets to it).
+    `plan_all` plans every selected listing, on the main thread, from the state as stored.
     """
 
-    def __init__(self, tap: Any) -> None:
-        self.tap = tap
-        self.workers = int(tap.config.get("max_parallel_tokens", 1))
+    def __init__(self, workers: int, tokens: int, heard: Heard) -> None:
+        self._workers = workers
+        self._tokens = tokens
+        self._heard = heard
         self._started = False
         self._schedule: Schedule | None = None
 
-    def job(self, stream: Any, context: Mapping[str, Any]) -> Job | None:
+    def job(self, key: Hashable, plan_all: Callable[[], list[Job]], *, dry_run: bool) -> Job | None:
         """The listing's scheduled read; None: the main thread reads it (as with 1 worker)."""
         if not self._started:
             self._started = True
             # One token: nothing to read side by side (its listings go one after the other
             # anyway). `--test` reads one record per stream: nothing to schedule either.
-            tokens = {bot.token for bot in self.tap.bots}
-            if min(self.workers, len(tokens)) > 1 and stream.ABORT_AT_RECORD_COUNT is None:
-                self._schedule = Schedule(
-                    self._jobs(), self.workers, _read_listing, self.tap.failures.heard
-                )
-        return None if self._schedule is None else self._schedule.job(stream, context)
-
-    def _jobs(self) -> list[Job]:
-        jobs = []
-        for stream in self.tap.streams.values():
-            if not stream.selected:
-                continue
-            bookmarks = self.tap.state.get("bookmarks")
-            new = isinstance(bookmarks, dict) and stream.name not in bookmarks
-            for context in stream.partitions:
-                read = stream.plan_read(context, _stored(stream, context))
-                jobs.append(Job(stream, context, read.bot.token, read))
-            if new and bookmarks.get(stream.name) == {}:
-                # Planning read the stream's state, which made it empty: STATE stays as the
-                # SDK would write it until the stream's turn comes.
-                del bookmarks[stream.name]
-        return jobs
+            if min(self._workers, self._tokens) > 1 and not dry_run:
+                self._schedule = Schedule(plan_all(), self._workers, self._heard)
+        return None if self._schedule is None else self._schedule.job(key)
 
     def stop(self) -> None:
         """The run ends or stops: workers stop, buffers are dropped."""
@@ -304,14 +154,20 @@ class Scheduler:
             self._schedule.stop()
 
 
-def _read_listing(job: Job, put: Callable[[list[dict[str, Any]]], None]) -> None:
-    job.stream.read_listing(job.read, job.context, put)
+class Tally:
+    """A count kept by several threads (the run's answers from the API)."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
 
-def _stored(stream: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """The partition's state as stored, without creating it (`{}` when there is none)."""
-    bookmarks = stream.tap_state.get("bookmarks") or {}
-    for partition in (bookmarks.get(stream.name) or {}).get("partitions") or []:
-        if isinstance(partition, dict) and partition.get("context") == context:
-            return partition
-    return {}
+    def add(self) -> None:
+        """One more (any thread)."""
+        with self._lock:
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        """The count so far."""
+        with self._lock:
+            return self._count

@@ -1,6 +1,6 @@
 """Decoding and classifying the answers of `GET /inbox/direct/chats`.
 
-API quirks absorbed here (see shared/api/NOTES.md):
+API quirks absorbed here (docs/contract.md, "Errors" and "End of a listing"):
 - Errors arrive as HTTP statuses *or* as `200` with `{"success": false, "code": ...}`
   (`success` may even be the string `"false"`).
 - The contract documents no end of the listing: past the last page an API may answer a 4xx
@@ -12,17 +12,16 @@ API quirks absorbed here (see shared/api/NOTES.md):
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
 import msgspec
 import requests
-from singer_sdk.exceptions import RetriableAPIError
 
 from tap_botpenguin.report.errors import ListingError
+from tap_botpenguin.report.logs import AnyLogger
 from tap_botpenguin.report.redaction import REDACTED, redact, redact_bytes
 
 LISTING_PATH = "/inbox/direct/chats"
@@ -54,7 +53,15 @@ class Page(NamedTuple):
     past_end: int | None = None
 
 
-class MalformedPageError(RetriableAPIError):
+class RetriableError(Exception):
+    """An answer worth another attempt (429, 5xx, a broken body): `response` says which."""
+
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class MalformedPageError(RetriableError):
     """A 2xx response whose body is not the documented envelope (retried, then fatal)."""
 
 
@@ -94,13 +101,13 @@ class ResponseReader:
     """Turns a response into a `Page`, or raises the error it stands for, in one line.
 
     `where` names the stream and bot being read (for messages); `secrets` are redacted from
-    anything quoted from a body.
+    anything quoted from a body. Runs on the thread that sent the request.
     """
 
     def __init__(
         self,
-        logger: logging.Logger,
-        where: Callable[[], str],
+        logger: AnyLogger,
+        where: str,
         secrets: Sequence[str],
         auth_method: str,
     ) -> None:
@@ -113,7 +120,7 @@ class ResponseReader:
         """Classify by HTTP status, then by the envelope; decode the body exactly once."""
         status = response.status_code
         if is_retriable(status):
-            raise RetriableAPIError(self.describe(response), response)
+            raise RetriableError(self.describe(response), response)
         if status >= HTTPStatus.BAD_REQUEST:
             return self._error(status, response)
         number = page_number(response.request.url)
@@ -134,7 +141,7 @@ class ResponseReader:
             code = payload.get("code")
             code = code if isinstance(code, int) else HTTPStatus.INTERNAL_SERVER_ERROR
             if is_retriable(code):
-                raise RetriableAPIError(self.describe(response, code=code), response)
+                raise RetriableError(self.describe(response, code=code), response)
             return self._error(code, response)
         data = payload.get("data")
         if not isinstance(data, list):
@@ -174,7 +181,7 @@ class ResponseReader:
     def _token_replaced(self, response: requests.Response) -> None:
         self.logger.warning(
             "%s: page %s contained an API token; it was replaced by %s",
-            self.where(),
+            self.where,
             page_of(response.request.url),
             REDACTED,
         )
@@ -185,7 +192,7 @@ class ResponseReader:
         if "\ufffd" in text and b"\xef\xbf\xbd" not in response.content:
             self.logger.warning(
                 "%s: page %s is not valid UTF-8; undecodable bytes became U+FFFD",
-                self.where(),
+                self.where,
                 page_of(response.request.url),
             )
         try:
@@ -215,7 +222,7 @@ class ResponseReader:
         message = self._api_message(response)
         return (
             f"GET {urlparse(response.url).path} page {page_of(response.request.url)} "
-            f"for {self.where()} returned {status}"
+            f"for {self.where} returned {status}"
             + (f": {message}" if message else "")
             + (f" ({problem})" if problem else "")
         )

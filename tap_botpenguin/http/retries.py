@@ -7,32 +7,14 @@ jitter would only blur the `Retry-After` the server asked for.
 from __future__ import annotations
 
 import email.utils
-import sys
-from abc import abstractmethod
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator
 from datetime import datetime, timezone
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from typing import Any
 
 import requests
-from singer_sdk import RESTStream
-from singer_sdk.exceptions import RetriableAPIError
 
-from tap_botpenguin.http.responses import json_or_none, page_number, page_of
-from tap_botpenguin.http.throttle import RateLimiter
-from tap_botpenguin.report.errors import BotPenguinError, ListingError
-from tap_botpenguin.report.progress import Progress
-from tap_botpenguin.report.redaction import redact
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
-
-if TYPE_CHECKING:
-    from backoff.types import Details
-    from singer_sdk.helpers.types import Context, RequestFunc
+from tap_botpenguin.http.responses import json_or_none
 
 #: Upper bound for any single wait between attempts, whatever the server says.
 MAX_RETRY_WAIT = 600.0
@@ -90,108 +72,3 @@ def retry_waits() -> Generator[float, Any, None]:
         else:
             wait = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
         exc = yield wait
-
-
-class RetryingStream(RESTStream[int]):
-    """A stream that throttles every attempt, retries as `retry_waits` says, fails in one line.
-
-    The stream says which throttle applies, where progress is counted, how to name what it
-    reads in messages, and which secrets to keep out of them.
-    """
-
-    @property
-    @abstractmethod
-    def limiter(self) -> RateLimiter:
-        """The rate limiter of the token being used."""
-
-    @property
-    @abstractmethod
-    def progress(self) -> Progress:
-        """Where requests and waits are counted."""
-
-    @property
-    @abstractmethod
-    def secrets(self) -> Sequence[str]:
-        """Values never to show in a message."""
-
-    @abstractmethod
-    def where(self) -> str:
-        """What is being read, for messages: `leads (bot 65f0...)`."""
-
-    @override
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """Throttle every attempt, retry as the SDK does, and fail in one readable line."""
-        limiter, progress = self.limiter, self.progress
-
-        def throttled(
-            prepared: requests.PreparedRequest, context: Context | None
-        ) -> requests.Response:
-            with limiter.slot(on_wait=self._waiting_for_rate_limit):
-                progress.count_request()
-                return func(prepared, context)
-
-        retrying: Callable[..., requests.Response] = super().request_decorator(throttled)
-
-        def run(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
-            try:
-                return retrying(prepared, context)
-            except BotPenguinError:
-                raise
-            except (RetriableAPIError, requests.RequestException, ConnectionError) as exc:
-                response = getattr(exc, "response", None)
-                raise ListingError(
-                    self._gave_up(exc, prepared),
-                    status=None if response is None else response.status_code,
-                    page=page_number(prepared.url),
-                ) from exc
-
-        return run
-
-    def _gave_up(self, exc: BaseException, prepared: requests.PreparedRequest) -> str:
-        tries = self.backoff_max_tries()
-        if isinstance(exc, RetriableAPIError):
-            reason = str(exc)
-        else:
-            reason = (
-                f"GET {urlparse(prepared.url or '').path!s} page {page_of(prepared.url)} for "
-                f"{self.where()} failed: {type(exc).__name__}"
-            )
-            if isinstance(exc, requests.Timeout):
-                reason += f" (no answer within request_timeout={self.timeout:g} s)"
-        return redact(
-            f"{reason}; gave up after {tries} attempts (max_retries={tries}).", self.secrets
-        )
-
-    def _waiting_for_rate_limit(self, seconds: float) -> None:
-        reason = f"the rate limit (requests_per_minute={self.limiter.limit})"
-        self.progress.waiting(seconds, reason)
-
-    @override
-    def backoff_max_tries(self) -> int:
-        return int(self.config["max_retries"])
-
-    @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return retry_waits()
-
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        return value  # exact waits: see the module's docstring
-
-    @override
-    def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        response = getattr(exc, "response", None)
-        if response is not None:
-            what = self.response_error_message(response)
-        else:
-            what = f"{self.where()}: {type(exc).__name__}"
-        wait = float(details.get("wait", 0.0))
-        self.progress.waiting(wait, None)  # the warning below says why
-        self.logger.warning(
-            "%s; retrying in %.1f s (attempt %d of %d)",
-            redact(what, self.secrets),
-            wait,
-            details.get("tries", 0),
-            self.backoff_max_tries(),
-        )

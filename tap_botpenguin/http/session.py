@@ -11,6 +11,7 @@ a second never times out. Each request here gets a deadline of `timeout` seconds
 it (redirects, headers and body): a watchdog thread shuts the request's socket down when it
 passes, and the request fails as `requests.ReadTimeout`, which the retry policy retries like
 any timeout. (Establishing the connection is bounded by the socket timeout as before.)
+The watchdog is a thread, so it lives in `concurrency.deadlines` and is passed in.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import contextlib
 import os
 import socket
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from tap_botpenguin.http.responses import page_of, status_text
 from tap_botpenguin.report.errors import BotPenguinError
@@ -67,7 +68,7 @@ def _base(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-class _Deadline:
+class Deadline:
     """One request's deadline and the connections it used (guarded by the watchdog's lock)."""
 
     def __init__(self, at: float) -> None:
@@ -85,99 +86,91 @@ class _Deadline:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Watchdog:
-    """One daemon thread for the process, shutting down requests past their deadline."""
+class Deadlines(Protocol):
+    """What shuts requests down at their deadline (`concurrency.deadlines`, a thread)."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Condition()
-        self.active: set[_Deadline] = set()
-        self.thread: threading.Thread | None = None
+    def start(self, deadline: Deadline) -> None:
+        """Watch `deadline` from now on."""
 
-    def start(self, deadline: _Deadline) -> None:
-        with self.lock:
-            self.active.add(deadline)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
-                self.thread.start()
-            self.lock.notify()
+    def finish(self, deadline: Deadline) -> None:
+        """The request ended: stop watching it."""
 
-    def finish(self, deadline: _Deadline) -> None:
-        with self.lock:
-            self.active.discard(deadline)
-            deadline.connections.clear()
-
-    def watch(self, deadline: _Deadline, connection: Any) -> None:
-        with self.lock:
-            deadline.connections.append(connection)
-            if deadline.expired:
-                deadline.shut()
-
-    def _run(self) -> None:
-        with self.lock:
-            while True:
-                now = time.monotonic()
-                for deadline in [d for d in self.active if d.at <= now]:
-                    deadline.shut()
-                    self.active.discard(deadline)
-                soonest = min((d.at for d in self.active), default=None)
-                self.lock.wait(None if soonest is None else soonest - now)
+    def watch(self, deadline: Deadline, connection: Any) -> None:
+        """Shut `connection` down too when `deadline` passes (at once if it has)."""
 
 
-_WATCHDOG = _Watchdog()
-_current = threading.local()
+def _watched_pools(watch: Callable[[Any], None]) -> dict[str, type[HTTPConnectionPool]]:
+    """Pool classes whose connections report to `watch` when used (public urllib3 API)."""
 
+    class WatchedHTTPConnection(HTTPConnection):
+        def connect(self) -> None:
+            watch(self)
+            super().connect()
 
-def _watch(connection: Any) -> None:
-    """Put a connection under the deadline of the request this thread is making."""
-    deadline: _Deadline | None = getattr(_current, "deadline", None)
-    if deadline is not None:
-        _WATCHDOG.watch(deadline, connection)
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            watch(self)
+            super().request(*args, **kwargs)
 
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def connect(self) -> None:
+            watch(self)
+            super().connect()
 
-class _HTTPPool(HTTPConnectionPool):
-    @override
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        _watch(conn)
-        return super()._make_request(conn, *args, **kwargs)
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            watch(self)
+            super().request(*args, **kwargs)
 
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
 
-class _HTTPSPool(HTTPSConnectionPool):
-    @override
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        _watch(conn)
-        return super()._make_request(conn, *args, **kwargs)
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
 
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+    return {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
 
 
 class _WatchedAdapter(HTTPAdapter):
     """Connection pools whose connections the deadline can shut down (proxied ones too)."""
 
+    def __init__(self, watch: Callable[[Any], None]) -> None:
+        self._pools = _watched_pools(watch)
+        super().__init__()
+
     @override
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
+        self.poolmanager.pool_classes_by_scheme = self._pools
 
     @override
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
         manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if type(manager).__name__ == "ProxyManager":  # not SOCKS: its pools differ
-            manager.pool_classes_by_scheme = _POOLS
+            manager.pool_classes_by_scheme = self._pools
         return manager
 
 
 class ApiSession(requests.Session):
-    """A session that talks only to one origin, each request within its total timeout."""
+    """A session that talks only to one origin, each request within its total timeout.
 
-    def __init__(self, api_url: str, secrets: Sequence[str]) -> None:
+    Used by one thread only (each thread that sends requests has its own): the request in
+    progress, and so its deadline, is the session's.
+    """
+
+    def __init__(self, api_url: str, secrets: Sequence[str], deadlines: Deadlines) -> None:
         super().__init__()
         self.origin = origin(api_url)
         self.secrets = secrets
         self.max_redirects = MAX_REDIRECTS
-        adapter = _WatchedAdapter()
+        self._deadlines = deadlines
+        self._deadline: Deadline | None = None
+        adapter = _WatchedAdapter(self._watch)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
+
+    def _watch(self, connection: Any) -> None:
+        """Put a connection under the deadline of the request in progress."""
+        if self._deadline is not None:
+            self._deadlines.watch(self._deadline, connection)
 
     @override
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
@@ -185,11 +178,10 @@ class ApiSession(requests.Session):
             msg = f"refusing to send a request to {_base(request.url or '')}: not api_url's host"
             raise BotPenguinError(redact(msg, self.secrets))
         timeout = kwargs.get("timeout")
-        if getattr(_current, "deadline", None) is not None or not isinstance(timeout, (int, float)):
+        if self._deadline is not None or not isinstance(timeout, (int, float)):
             return super().send(request, **kwargs)  # a redirect: the first request's deadline
-        deadline = _Deadline(time.monotonic() + timeout)
-        _current.deadline = deadline
-        _WATCHDOG.start(deadline)
+        deadline = self._deadline = Deadline(time.monotonic() + timeout)
+        self._deadlines.start(deadline)
         try:
             response = super().send(request, **kwargs)
         except requests.TooManyRedirects:
@@ -205,8 +197,8 @@ class ApiSession(requests.Session):
             msg = f"no complete answer within {timeout:g} s"
             raise requests.ReadTimeout(msg, request=request) from exc
         finally:
-            _WATCHDOG.finish(deadline)
-            _current.deadline = None
+            self._deadlines.finish(deadline)
+            self._deadline = None
         if deadline.expired:  # what arrived before the socket was shut is not the answer
             response.close()
             msg = f"no complete answer within {timeout:g} s"
@@ -231,7 +223,7 @@ class ApiSession(requests.Session):
         raise BotPenguinError(redact(msg, self.secrets))
 
 
-def api_session(api_url: str, secrets: Sequence[str]) -> ApiSession:
+def api_session(api_url: str, secrets: Sequence[str], deadlines: Deadlines) -> ApiSession:
     """The session for `api_url`: proxy and CA settings read from the environment once.
 
     With `trust_env`, requests rescans the environment three times per request: 10% of a
@@ -239,7 +231,7 @@ def api_session(api_url: str, secrets: Sequence[str]) -> ApiSession:
     HTTP(S)_PROXY / NO_PROXY and REQUESTS_CA_BUNDLE up front changes nothing else.
     Certificates are always verified (against that bundle, if one is set).
     """
-    session = ApiSession(api_url, secrets)
+    session = ApiSession(api_url, secrets, deadlines)
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(api_url)
     session.verify = (

@@ -17,8 +17,8 @@ shift down only repeats records), and so is this scheme:
   the listing goes on one request at a time.
 
 That holds where changes enter a listing at its top: the tap reads ahead only in a listing
-whose order it has seen newest first (`scan`) so far in this read. Deletions shift records up,
-which loses a record crossing a boundary with one request at a time too; `scan`'s floors
+whose order it has seen newest first (`listing.scan`) so far in this read. Deletions shift
+records up, which loses a record crossing a boundary with one request at a time too; `scan`'s floors
 cover that case as before. Windows are used only when they read more pages a minute than one
 request at a time: the API answers slowly (compared with the tap's own work on a page, and
 with the allowance); each window costs one extra request.
@@ -26,20 +26,14 @@ with the allowance); each window costs one extra request.
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, wait
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-import requests
-
+from tap_botpenguin.http.client import Traffic
 from tap_botpenguin.http.responses import Page
+from tap_botpenguin.report.logs import AnyLogger
 
-#: Most pages of one listing asked for at once (setting `pages_in_flight`).
-DEFAULT_PAGES_IN_FLIGHT = 8
 #: Windows must read this much faster than one request at a time to be used.
 _WORTH_IT = 1.1
 #: ... and the answer must take this many times as long as the tap's work on a page: on a
@@ -47,11 +41,30 @@ _WORTH_IT = 1.1
 _NETWORK_BOUND = 4.0
 
 
-class Answer(NamedTuple):
-    """A page's response and its decoded content."""
+class PageSender(Protocol):
+    """Sends a listing's pages from the reading thread (`http.client.PageClient`)."""
 
-    response: requests.Response
-    page: Page
+    def send(self, number: int) -> Page:
+        """Page `number`, decoded; raises the listing's error once retries are spent."""
+
+    def take_traffic(self) -> Traffic:
+        """What the requests since the last call cost."""
+
+    def close(self) -> None:
+        """The listing's read ended: close the connections."""
+
+
+class WindowSender(Protocol):
+    """Sends a window's pages at once, each from its own thread (`concurrency.windows`)."""
+
+    def send_all(self, numbers: Sequence[int]) -> list[Page | BaseException]:
+        """Each page's answer (or the error that failed it), once every one has ended."""
+
+    def take_traffic(self) -> Traffic:
+        """What the requests since the last call cost (the threads are idle then)."""
+
+    def close(self) -> None:
+        """No more windows: the threads may end."""
 
 
 #: What page 1 lists, in order: enough to tell that something arrived at the top.
@@ -77,52 +90,24 @@ def worth_a_window(window: int, answer: float, work: float, allowance: float) ->
     return windowed > _WORTH_IT * one_at_a_time
 
 
-class _Workers:
-    """Daemon threads requesting one listing's window pages (each keeps its HTTP session).
-
-    Daemon threads, unlike `ThreadPoolExecutor`'s, do not hold a stopped run's exit until
-    the requests they are in (a rate-limit wait, a timeout, retries) are over.
-    """
-
-    def __init__(self, count: int) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
-        self._tasks = queue.SimpleQueue()
-        self._count = count
-        for number in range(count):
-            threading.Thread(target=self._work, name=f"page-{number}", daemon=True).start()
-
-    def submit(self, task: Callable[[], Answer]) -> Future[Answer]:
-        future: Future[Answer] = Future()
-        self._tasks.put((future, task))
-        return future
-
-    def close(self) -> None:
-        for _ in range(self._count):
-            self._tasks.put(None)
-
-    def _work(self) -> None:
-        while (item := self._tasks.get()) is not None:
-            future, task = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(task())
-                except BaseException as error:  # raised where the page is used
-                    future.set_exception(error)
-
-
 class PagesAhead:
     """The answers of one listing's pages in page order, read ahead when that pays.
 
-    `allowed()` says whether the listing may be read ahead now (a full scan, the
-    order newest first so far, the last page full); `in_order()` whether the order still
-    holds (pages of a window are used only while it does); `answer_time()` is the token's measured
-    answer time; `allowance` its requests per second; `expected` the listing's pages at its
-    last full scan (windows do not reach past it), if known.
+    Used by the listing's reading thread only; the pages of a window are sent by `windows`'s
+    threads.
+
+    `allowed()` says whether the listing may be read ahead now (a full scan, the order newest
+    first so far, the last page full); `in_order()` whether the order still holds (pages of a
+    window are used only while it does); `answer_time()` is the token's measured answer time;
+    `allowance` its requests per second; `expected` the listing's pages at its last full scan
+    (windows do not reach past it), if known.
     """
 
     def __init__(
         self,
         *,
+        sender: PageSender,
+        windows: Callable[[int], WindowSender],
         most: int,
         allowed: Callable[[], bool],
         in_order: Callable[[], bool],
@@ -130,8 +115,10 @@ class PagesAhead:
         allowance: float,
         expected: int | None,
         where: str,
-        logger: logging.Logger,
+        logger: AnyLogger,
     ) -> None:
+        self._sender = sender
+        self._new_windows = windows
         self._most = most
         self._allowed = allowed
         self._in_order = in_order
@@ -141,8 +128,8 @@ class PagesAhead:
         self._where = where
         self._logger = logger
         self._head: Head | None = None
-        self._ready: dict[int, Answer] = {}
-        self._workers: _Workers | None = None
+        self._ready: dict[int, Page] = {}
+        self._windows: WindowSender | None = None
         self._off = most <= 1
         #: The tap's seconds per page between two answers (averaged), and since when.
         self._work: float | None = None
@@ -151,12 +138,8 @@ class PagesAhead:
         #: per page of this token (None until known). None: read on the thread that emits.
         self.consumer_work: Callable[[], float | None] | None = None
 
-    def get(self, number: int, send: Callable[[int], Answer]) -> Answer:
-        """The answer for page `number`; pages are asked for in order, each once.
-
-        `send(number)` requests a page (throttle, retries, decoding); it runs on a worker
-        thread for the pages of a window.
-        """
+    def get(self, number: int) -> Page:
+        """Page `number`; pages are asked for in order, each once."""
         now = time.monotonic()
         if self._handed_at is not None:
             took = now - self._handed_at
@@ -169,20 +152,28 @@ class PagesAhead:
             self._ready.clear()
             size = self._window(number)
             if size > 1:
-                ready = self._read_window(number, size, send)
+                ready = self._read_window(number, size)
             else:
-                ready = send(number)
+                ready = self._sender.send(number)
                 if number == 1:
-                    self._head = head_of(ready.page)
+                    self._head = head_of(ready)
         self._handed_at = time.monotonic()
         return ready
 
+    def take_traffic(self) -> Traffic:
+        """What the requests since the last call cost, on every thread of this listing."""
+        traffic = self._sender.take_traffic()
+        if self._windows is not None:
+            traffic.add(self._windows.take_traffic())
+        return traffic
+
     def close(self) -> None:
-        """The listing ended: drop pages read beyond it, stop the workers."""
+        """The listing ended: drop pages read beyond it, let the window's threads end."""
         self._ready.clear()
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
+        self._sender.close()
+        if self._windows is not None:
+            self._windows.close()
+            self._windows = None
 
     def _window(self, number: int) -> int:
         """How many pages to ask for from `number` on (1: this one alone)."""
@@ -201,30 +192,28 @@ class PagesAhead:
             return 1
         return size
 
-    def _read_window(self, first: int, size: int, send: Callable[[int], Answer]) -> Answer:
-        if self._workers is None:
-            self._workers = _Workers(self._most)
-        workers = self._workers
-        futures = [
-            workers.submit(lambda number=number: send(number))  # type: ignore[misc]
-            for number in range(first, first + size)
-        ]
-        wait(futures)
-        answer = futures[0].result()  # its error is the listing's, as one at a time
-        if not answer.page.records:  # the listing ends here: the rest is past its end
+    def _read_window(self, first: int, size: int) -> Page:
+        if self._windows is None:
+            self._windows = self._new_windows(self._most)
+        answers = self._windows.send_all(range(first, first + size))
+        answer = answers[0]
+        if isinstance(answer, BaseException):
+            raise answer  # the listing's error, as one at a time
+        if not answer.records:  # the listing ends here: the rest is past its end
             return answer
-        if any(future.exception() is not None for future in futures[1:]):
+        if any(isinstance(later, BaseException) for later in answers[1:]):
             self._stop(f"a page read ahead (pages {first}+) failed", first + 1)  # asked again
             return answer
-        check = send(1)  # every page of the window was answered: look at the top again
-        head = head_of(check.page)
+        check = self._sender.send(1)  # every page of the window was answered: look again
+        head = head_of(check)
         if head != self._head:
             self._head = head
             arrived = "conversations arrived at the top of the listing while pages"
             self._stop(f"{arrived} {first}+ were read ahead", first + 1)
             return answer
-        for offset, future in enumerate(futures[1:], start=1):
-            self._ready[first + offset] = future.result()
+        for offset, later in enumerate(answers[1:], start=1):
+            assert not isinstance(later, BaseException)  # checked above
+            self._ready[first + offset] = later
         return answer
 
     def _stop(self, why: str, page: int) -> None:

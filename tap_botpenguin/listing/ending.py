@@ -1,6 +1,6 @@
 """Paging through one listing and recognising its end, whatever form the API gives it.
 
-The contract documents neither an end signal nor the page size (shared/api/NOTES.md). A
+The contract documents neither an end signal nor the page size (docs/contract.md). A
 listing ends at the first of:
 - a page with an empty `data` array (our default assumption);
 - a 400/404/416/422 for page 2 or later (see `responses.PAST_THE_END_CODES`);
@@ -20,34 +20,11 @@ what the API agreed to page through.
 
 from __future__ import annotations
 
-import logging
-import sys
-import threading
-from collections.abc import Callable
 from typing import Any
-
-import requests
-from singer_sdk.pagination import PageNumberPaginator
 
 from tap_botpenguin.http.responses import Page, status_text
 from tap_botpenguin.report.errors import BotPenguinError
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
-
-
-class ListingPaginator(PageNumberPaginator):
-    """Pages 1, 2, ... for as long as the stream wants more."""
-
-    def __init__(self, wants_more: Callable[[], bool]) -> None:
-        super().__init__(start_value=1)
-        self._wants_more = wants_more
-
-    @override
-    def has_more(self, response: requests.Response) -> bool:
-        return self._wants_more()
+from tap_botpenguin.report.logs import AnyLogger
 
 
 def _ignores_page(where: str, records: int, size: int) -> BotPenguinError:
@@ -60,17 +37,18 @@ def _ignores_page(where: str, records: int, size: int) -> BotPenguinError:
 
 
 class PageSizes:
-    """The API's page size as far as it is known, shared by every listing of a run.
+    """The API's page size as far as it is known.
 
-    Seeded from the state of earlier runs; learned whenever a page is followed by a page
-    with other records (so it was full). Listings whose page 1 came back as page 2 before
-    any size was known wait here for the verdict.
+    The run keeps one, on the main thread: seeded from the state of earlier runs; learned
+    whenever a page is followed by a page with other records (so it was full). Listings
+    whose page 1 came back as page 2 before any size was known wait there for the verdict.
+    Each listing reads with its own copy, seeded with what the run knew when it started,
+    and what it learns reaches the run's with its pages.
     """
 
     def __init__(self, known: int | None = None) -> None:
         self.size = known
         self._pending: list[tuple[str, int]] = []
-        self._lock = threading.Lock()  # listings of several tokens are read at once
 
     def is_full(self, records: int) -> bool:
         """Whether a page of `records` is known to be a full page."""
@@ -78,22 +56,19 @@ class PageSizes:
 
     def learn(self, full_page: int) -> None:
         """A page of `full_page` records was followed by another: the API's size is that."""
-        with self._lock:
-            if self.size is not None and full_page <= self.size:
-                return
-            self.size = full_page
-            pending = list(self._pending)
-        for where, records in pending:
+        if self.size is not None and full_page <= self.size:
+            return
+        self.size = full_page
+        for where, records in self._pending:
             if records >= full_page:
                 raise _ignores_page(where, records, full_page)
 
     def defer(self, where: str, records: int) -> None:
         """Judge `where`'s repeated page 1 of `records` once a page size is known."""
-        with self._lock:
-            size = self.size
-            if size is None:
-                self._pending.append((where, records))
-                return
+        size = self.size
+        if size is None:
+            self._pending.append((where, records))
+            return
         if records >= size:  # learned by a listing read at the same time
             raise _ignores_page(where, records, size)
 
@@ -101,7 +76,7 @@ class PageSizes:
 class Listing:
     """One read of one listing: which page records to pass on, and whether it has ended."""
 
-    def __init__(self, where: str, logger: logging.Logger, page_sizes: PageSizes) -> None:
+    def __init__(self, where: str, logger: AnyLogger, page_sizes: PageSizes) -> None:
         self.where = where
         self.logger = logger
         self.page_sizes = page_sizes
@@ -113,6 +88,9 @@ class Listing:
         self.maybe_truncated = False
         #: Records seen on two consecutive pages: the list shifted down while it was read.
         self.overlaps = 0
+        #: Page 1's size when page 2 repeated it before any page size was known: the run's
+        #: `PageSizes` judges it (`defer`) once one is.
+        self.deferred: int | None = None
         self._previous_ids: list[Any] = []
         self._previous_updates: dict[Any, Any] = {}
 
@@ -170,7 +148,7 @@ class Listing:
         size = self.page_sizes.size
         if size is None:
             self.unconfirmed = self.maybe_truncated = True
-            self.page_sizes.defer(self.where, records)
+            self.deferred = records
             self.logger.warning(
                 "%s: page 2 repeats page 1 (%d records) and no page size is known yet: taken "
                 "as a one-page listing, its bookmark kept until that is confirmed; if it holds "

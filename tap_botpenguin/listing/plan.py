@@ -1,38 +1,41 @@
-"""One bot's listing as this run reads it: its settings, page-by-page state and plan."""
+"""One bot's listing as this run reads it: its settings, plan and reader (planned on main)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
-from tap_botpenguin.listing.ahead import PagesAhead
+from tap_botpenguin.config.settings import BotSettings
 from tap_botpenguin.listing.ending import Listing
+from tap_botpenguin.listing.reader import ListingReader
 from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun
 from tap_botpenguin.report.progress import Progress
-
-if TYPE_CHECKING:
-    from tap_botpenguin.tap import BotSettings
 
 
 @dataclass
 class BotRead:
-    """Everything about reading one bot's listing in this run."""
+    """Everything about reading one bot's listing in this run.
+
+    `reader` runs on the listing's reading thread; `progress` is the main thread's; the
+    reader's `listing` and `scan` are read by the main thread once the read has ended.
+    """
 
     bot: BotSettings
-    listing: Listing
-    scan: ScanRun
-    progress: Progress
     history: ScanHistory
     plan: ScanPlan
-    #: Where a worker hands each page's records (see `concurrency`); None: yielded.
-    sink: Callable[[list[dict[str, Any]]], None] | None = None
-    ahead: PagesAhead = field(init=False)
+    progress: Progress
+    reader: ListingReader
 
-    def in_order(self) -> bool:
-        """The listing's records came newest first so far (`readahead` relies on it)."""
-        return self.scan.broken_at is None
+    @property
+    def listing(self) -> Listing:
+        """The listing's pages and end, as read."""
+        return self.reader.listing
 
-    def may_read_ahead(self) -> bool:
-        """A full scan, in an order seen newest first so far, whose last page was full."""
-        return self.plan.full and self.in_order() and self.listing.last_page_full
+    @property
+    def scan(self) -> ScanRun:
+        """The listing's order and early stop, as read."""
+        return self.reader.scan
+
+
+def may_read_ahead(plan: ScanPlan, scan: ScanRun, listing: Listing) -> bool:
+    """A full scan, in an order seen newest first so far, whose last page was full."""
+    return plan.full and scan.broken_at is None and listing.last_page_full

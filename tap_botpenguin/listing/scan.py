@@ -25,14 +25,12 @@ All instants are UTC strings in one format (`sanitize.utc_iso`), so they compare
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from singer_sdk.helpers._state import PROGRESS_MARKERS
-
 from tap_botpenguin.records.sanitize import parse_datetime
+from tap_botpenguin.report.logs import AnyLogger
 
 #: The key of a bot partition's state that holds its `ScanHistory`.
 SCAN_STATE_KEY = "scan"
@@ -156,7 +154,7 @@ def plan_scan(
 class ScanRun:
     """One read of a listing under a plan: follows the order and decides when to stop."""
 
-    def __init__(self, plan: ScanPlan, where: str, logger: logging.Logger) -> None:
+    def __init__(self, plan: ScanPlan, where: str, logger: AnyLogger) -> None:
         self.plan = plan
         self.where = where
         self.logger = logger
@@ -231,15 +229,3 @@ class ScanRun:
         if self.broken_at is not None:
             return f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}"
         return f"read to the end before passing the bookmark: {_pages(pages)}"
-
-
-def keep_bookmark(partition: dict[str, Any]) -> None:
-    """Let the SDK commit the previous bookmark, not the one this read would advance to.
-
-    An unsorted stream's new bookmark waits in the SDK's progress markers until the
-    partition is finalized; without them the partition keeps its previous one.
-    """
-    markers = partition.get(PROGRESS_MARKERS)
-    if isinstance(markers, dict):
-        markers.pop("replication_key", None)
-        markers.pop("replication_key_value", None)

@@ -16,19 +16,18 @@
 Each field is named once per stream and run: in one INFO line, whatever the mode, or in one
 WARNING when it goes into the JSON column because it cannot have a column of its own.
 
-A page is inspected (and its records changed for `json`/`discard`) where it is parsed, which
-may be a worker thread; the stream writes SCHEMA messages and logs from the thread that writes
-records, when `pending` says something new was learned.
+Main thread only: the stream inspects each page as it takes it for emitting (records changed
+for `json`/`discard` there), and writes SCHEMA messages and log lines before the first record
+carrying something new (`pending`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from tap_botpenguin.records.sanitize import INVALID_FIELDS, RecordSanitizer, Schema
+from tap_botpenguin.report.logs import AnyLogger
 
 MODES = ("evolve", "json", "discard")
 #: The stream state's entry for learned fields: `{name: JSON Schema}`, API names.
@@ -114,7 +113,7 @@ class UndocumentedFields:
         *,
         mode: str,
         learned: dict[str, Schema],
-        logger: logging.Logger,
+        logger: AnyLogger,
         reason: str = "undocumented_fields: discard",
         name: Callable[[str], str] = str,
         catalog_fields: Mapping[str, Schema] | None = None,
@@ -136,7 +135,6 @@ class UndocumentedFields:
         #: Column names taken, as targets compare them, and by what.
         self._taken = {column_key(name(key)): f"documented `{key}`" for key in self._documented}
         self._taken[column_key(name(JSON_COLUMN))] = f"the tap's own `{name(JSON_COLUMN)}`"
-        self._lock = threading.Lock()
         #: Fields declared in SCHEMA messages (evolve), in the order learned. One learned in
         #: an earlier run and since documented (chat.json or the catalog) is documented.
         self.learned: dict[str, Schema] = {}
@@ -165,8 +163,7 @@ class UndocumentedFields:
         """The properties this run adds to the catalog's schema (API names)."""
         if self.mode == "discard":
             return {}
-        with self._lock:
-            return {**self.learned, JSON_COLUMN: field_schema("object")}
+        return {**self.learned, JSON_COLUMN: field_schema("object")}
 
     def _misfit(self, key: str) -> str | None:
         """Why `key` cannot have a column of its own, or None if it can."""
@@ -214,34 +211,33 @@ class UndocumentedFields:
                 record[JSON_COLUMN] = extra
 
     def _learn(self, seen: dict[str, set[str]]) -> None:
-        with self._lock:
-            fresh, misfits = {}, {}
-            for key, kinds in seen.items():
-                if key in self._announced or key in self._unannounced or key in self._routed:
+        fresh, misfits = {}, {}
+        for key, kinds in seen.items():
+            if key in self._announced or key in self._unannounced or key in self._routed:
+                continue
+            kind = common_kind(kinds)
+            if self.mode == "evolve":
+                if self._name(key) in self._claims:  # declared in the catalog by that name
+                    self._document(key, self._claims[self._name(key)])
                     continue
-                kind = common_kind(kinds)
-                if self.mode == "evolve":
-                    if self._name(key) in self._claims:  # declared in the catalog by that name
-                        self._document(key, self._claims[self._name(key)])
-                        continue
-                    why = self._misfit(key)
-                    if why is None and kind is None:
-                        continue  # only nulls so far: nothing to load yet (a value decides)
-                    if why is None and len(self.learned) >= self._max_columns:
-                        why = f"max_undocumented_columns ({self._max_columns}) were learned already"
-                    if why is not None:
-                        self._routed[key] = misfits[key] = why
-                        continue
-                    self.learned[key] = field_schema(kind or "null")
-                    self._taken[column_key(self._name(key))] = f"learned `{key}`"
-                fresh[key] = kind or "null"
-            if not fresh and not misfits:
-                return
-            self._unannounced.update(fresh)
-            self._unwarned.update(misfits)
-            self._known = self._documented | self.learned.keys()
-            self.sanitizer = RecordSanitizer(self._schema())
-            self.pending = True
+                why = self._misfit(key)
+                if why is None and kind is None:
+                    continue  # only nulls so far: nothing to load yet (a value decides)
+                if why is None and len(self.learned) >= self._max_columns:
+                    why = f"max_undocumented_columns ({self._max_columns}) were learned already"
+                if why is not None:
+                    self._routed[key] = misfits[key] = why
+                    continue
+                self.learned[key] = field_schema(kind or "null")
+                self._taken[column_key(self._name(key))] = f"learned `{key}`"
+            fresh[key] = kind or "null"
+        if not fresh and not misfits:
+            return
+        self._unannounced.update(fresh)
+        self._unwarned.update(misfits)
+        self._known = self._documented | self.learned.keys()
+        self.sanitizer = RecordSanitizer(self._schema())
+        self.pending = True
 
     def _document(self, key: str, schema: Schema) -> None:
         """`key` is the API's name of a field the catalog declares (under snake_case_fields)."""
@@ -252,12 +248,11 @@ class UndocumentedFields:
 
     def take_news(self) -> tuple[dict[str, str], dict[str, str]]:
         """The fields first seen since the last call: learned (with types) and moved (why)."""
-        with self._lock:
-            news, self._unannounced = self._unannounced, {}
-            misfits, self._unwarned = self._unwarned, {}
-            self._announced.update(news)
-            self.pending = False
-            return news, misfits
+        news, self._unannounced = self._unannounced, {}
+        misfits, self._unwarned = self._unwarned, {}
+        self._announced.update(news)
+        self.pending = False
+        return news, misfits
 
     def announce(
         self, news: Mapping[str, str], misfits: Mapping[str, str], name: Callable[[str], str]
@@ -296,7 +291,7 @@ def for_stream(
     stream_state: Mapping[str, Any],
     *,
     selects_every_property: bool,
-    logger: logging.Logger,
+    logger: AnyLogger,
     name: Callable[[str], str] = str,
     catalog_fields: Mapping[str, Schema] | None = None,
 ) -> UndocumentedFields:
@@ -327,7 +322,7 @@ def for_stream(
 
 
 def _warn_widened(
-    stream: str, stream_state: Mapping[str, Any], learned: Mapping[str, Schema], log: logging.Logger
+    stream: str, stream_state: Mapping[str, Any], learned: Mapping[str, Schema], log: AnyLogger
 ) -> None:
     """Name fields an earlier run learned as `integer`, now declared `number` (once per run).
 

@@ -22,12 +22,11 @@ Anything else the tap stops on (an API ignoring `page`, a record without `_id`) 
 
 from __future__ import annotations
 
-import logging
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from http import HTTPStatus
 
 from tap_botpenguin.report.errors import BotPenguinError, ListingError
+from tap_botpenguin.report.logs import AnyLogger
 
 
 class ListingsFailedError(BotPenguinError):
@@ -38,27 +37,27 @@ class ListingsFailedError(BotPenguinError):
         self.lines = lines
 
 
-@dataclass
 class Failures:
-    """What this run has heard from the API, and the listings it set aside.
+    """What this run has heard from the API, and the listings it set aside (main thread).
 
-    `tokens` holds each configured bot's token, to tell a shared token from a bot's own.
+    `tokens` holds each configured bot's token, to tell a shared token from a bot's own;
+    `answers()` how many requests of the run have had an HTTP answer so far (any status, on
+    any thread).
     """
 
-    tokens: list[str] = field(repr=False)
-    #: Requests of this run that got an HTTP answer (any status).
-    answers: int = 0
-    #: Some page of this run was read (a 2xx with the documented envelope).
-    read_a_page: bool = False
-    lines: list[str] = field(default_factory=list)
-    #: `answers` when the last listing set aside without an answer was; None: none was.
-    _silent_at: int | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, tokens: list[str], answers: Callable[[], int]) -> None:
+        self._tokens = tokens
+        self._answers = answers
+        #: Some page of this run was taken for emitting (a 2xx with the documented envelope).
+        self.read_a_page = False
+        self.lines: list[str] = []
+        #: `answers` when the last listing set aside without an answer was; None: none was.
+        self._silent_at: int | None = None
 
-    def answered(self) -> None:
-        """A request got an HTTP answer (listings of several tokens are read at once)."""
-        with self._lock:
-            self.answers += 1
+    @property
+    def answers(self) -> int:
+        """Requests of this run that got an HTTP answer (any status)."""
+        return self._answers()
 
     def heard(self) -> tuple[int, bool]:
         """What the run has heard so far: `answers` and `read_a_page`."""
@@ -78,7 +77,7 @@ class Failures:
             error.status == HTTPStatus.UNAUTHORIZED
             and error.page == 1
             and not read_a_page
-            and all(other == token for other in self.tokens)
+            and all(other == token for other in self._tokens)
         )
 
     def set_aside(
@@ -87,7 +86,7 @@ class Failures:
         bot_id: str,
         token: str,
         error: ListingError,
-        logger: logging.Logger,
+        logger: AnyLogger,
         heard: tuple[int, bool] | None = None,
     ) -> None:
         """Remember a failed listing for the run's closing lines, or stop the run at once."""

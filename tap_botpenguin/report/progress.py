@@ -7,46 +7,57 @@ limit and `Retry-After`) and duration. At the end of the run, one `run total` li
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from tap_botpenguin.http.throttle import RateLimiter
+from tap_botpenguin.report.logs import AnyLogger
 
 
 class Progress:
-    """Counts pages, records, requests and waits of one stream and bot; reports them."""
+    """Counts pages, records, requests and waits of one stream and bot; reports them.
+
+    Main thread only: what other threads did reaches it with each page they read.
+    """
 
     def __init__(
         self,
-        logger: logging.Logger,
+        logger: AnyLogger,
         stream: str,
         bot_id: str,
-        limiter: RateLimiter,
+        recent_requests: Callable[[], int],
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
         self.label = f"{stream} bot {bot_id}"
-        self.limiter = limiter
+        self.recent_requests = recent_requests
         self.interval = interval
         self.clock = clock
         self.pages = 0
         self.records_read = 0
         self.records_emitted = 0
         self.requests = 0
-        self.waited = 0.0
         self.overlaps = 0
         self._started = self._last_report = clock()
-        #: Pages read ahead wait and are counted on several threads (see `readahead`).
-        self._lock = threading.Lock()
-        self._waits_end = self._started
+        #: (start, end) of every wait, on any thread: `waited` is their union.
+        self._waits: list[tuple[float, float]] = []
 
-    def count_request(self) -> None:
-        """A request is being sent."""
-        with self._lock:
-            self.requests += 1
+    @property
+    def waited(self) -> float:
+        """Seconds during which at least one request of this listing waited.
+
+        Requests waiting side by side (pages read ahead) count once.
+        """
+        total, covered = 0.0, float("-inf")
+        for start, end in sorted(self._waits):
+            total += max(0.0, end - max(start, covered))
+            covered = max(covered, end)
+        return total
+
+    def traffic(self, requests: int, waits: Iterable[tuple[float, float]]) -> None:
+        """Requests sent and waits spent for pages of this listing (any thread's)."""
+        self.requests += requests
+        self._waits.extend(waits)
 
     def page_read(self, records: int) -> None:
         """A page arrived; report if the last report is older than the interval."""
@@ -64,7 +75,7 @@ class Progress:
             self.pages,
             self.records_read,
             self.records_emitted,
-            self.limiter.recent(60.0),
+            self.recent_requests(),
         )
 
     def finish(self, outcome: str) -> None:
@@ -87,24 +98,6 @@ class Progress:
                 self.overlaps,
             )
 
-    def waiting(self, seconds: float, reason: str | None) -> None:
-        """Count a pause, and say why nothing is happening (skipped for short pauses).
-
-        `reason` None: counted only (the caller says why in its own line).
-
-        Requests waiting side by side count once: `waited` is the time during which at
-        least one request of this listing waited, and only a wait that outlasts the ones
-        already announced is announced.
-        """
-        with self._lock:
-            now = self.clock()
-            end = now + seconds
-            new = max(0.0, end - max(now, self._waits_end))
-            self._waits_end = max(self._waits_end, end)
-            self.waited += new
-        if reason is not None and new >= 1.0:
-            self.logger.info("%s: waiting %.1f s for %s", self.label, seconds, reason)
-
 
 class RunTotals:
     """Every listing's closing counts added up, for the run's last line."""
@@ -123,7 +116,7 @@ class RunTotals:
         self.requests += progress.requests
         self.waited += progress.waited
 
-    def report(self, logger: logging.Logger) -> None:
+    def report(self, logger: AnyLogger) -> None:
         """`run total: 6 listings (1 set aside); emitted ..., requests ..., took ...`."""
         logger.info(
             "run total: %d listings (%d set aside); emitted %d, requests %d, waited %.1f s, "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from singer_sdk import Stream
+from tap_botpenguin.streams.evolving import EvolvingStream
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -16,15 +16,16 @@ else:
     from typing_extensions import override
 
 
-class MirroringStream(Stream):
+class MirroringStream(EvolvingStream):
     """Sends ACTIVATE_VERSION after the last bot's records, and only for a complete read."""
 
     #: Every listing of this run ended where it surely ends (see `_activate_version`).
     _complete = True
 
     @property
-    def _mirrors(self) -> bool:
-        return bool(self.config.get("emit_activate_version_messages"))
+    def mirrors(self) -> bool:
+        """Whether each run's rows replace the last's (`emit_activate_version_messages`)."""
+        return self.settings.mirror
 
     @override
     @property
@@ -34,7 +35,7 @@ class MirroringStream(Stream):
         # table emptied. `get_records` sends it after the last bot's records instead.
         return False
 
-    def _activate_version(self) -> None:
+    def activate_version(self) -> None:
         """Tell the target this run's rows are the whole table: the others were deleted."""
         if not self._complete:
             self.logger.warning(
@@ -43,5 +44,4 @@ class MirroringStream(Stream):
                 self.name,
             )
             return
-        assert self._stream_version is not None
-        self._write_activate_version_message(self._stream_version)
+        self.activate_table_version()

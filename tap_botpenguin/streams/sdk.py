@@ -1,38 +1,57 @@
-"""The stream's side of schema evolution: SCHEMA messages for what `evolution` learns.
+"""Every private name and undocumented behaviour of singer-sdk the tap relies on, in one place.
 
-Called from the thread that writes records: `post_process` checks `pending` (one attribute
-read per record) and, when a page brought new fields, announces them and (in `evolve` mode)
-writes an updated SCHEMA message before the record, then keeps them in the stream's state.
+Each use says why it is needed and was checked against singer-sdk 0.54.9 and 0.55.0b7. An
+upgrade starts here: when one breaks, the rest of the tap does not know about it.
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from singer_sdk import Stream
-from singer_sdk.exceptions import AbortedSyncExceptionBase, MaxRecordsLimitException
-from singer_sdk.helpers._util import utc_now
+from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import (
+    AbortedSyncExceptionBase,
+    ConfigValidationError,
+    MaxRecordsLimitException,
+)
 from singer_sdk.singerlib import RecordMessage
 
-from tap_botpenguin.records import evolution
-from tap_botpenguin.records.evolution import UndocumentedFields
-from tap_botpenguin.records.naming import snake_case
 from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.report.logs import RoutineToDebug
-from tap_botpenguin.streams.schema import CHAT_SCHEMA
 
 if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
 
+# singer_sdk.helpers._state.PROGRESS_MARKERS (0.54.9, 0.55.0b7): where an unsorted stream's
+# new bookmark waits until its partition is finalized. Not exported; its value is stable.
+PROGRESS_MARKERS = "progress_markers"
+
+
+def keep_bookmark(partition: dict[str, Any]) -> None:
+    """Let the SDK commit the previous bookmark, not the one this read would advance to.
+
+    An unsorted stream's new bookmark waits in the SDK's progress markers until the
+    partition is finalized; without them the partition keeps its previous one.
+    """
+    markers = partition.get(PROGRESS_MARKERS)
+    if isinstance(markers, dict):
+        markers.pop("replication_key", None)
+        markers.pop("replication_key_value", None)
+
 
 def _explained(error: BaseException | None) -> bool:
-    """Whether a sync failure the SDK logs is no news: --test's stop, or one the tap explains."""
+    """Whether a sync failure the SDK logs is no news: --test's stop, or one the tap explains.
+
+    `--test` stops each stream by raising `AbortedSyncExceptionBase` caused by
+    `MaxRecordsLimitException` (public exceptions; the chaining is undocumented).
+    """
     dry_run_stop = isinstance(error, AbortedSyncExceptionBase) and isinstance(
         error.__cause__, MaxRecordsLimitException
     )
@@ -43,68 +62,66 @@ def _explained(error: BaseException | None) -> bool:
 ROUTINE_TO_DEBUG = RoutineToDebug(_explained)
 
 
-class EvolvingStream(Stream):
-    """Declares undocumented fields through every stream map (aliases, flattening)."""
+class SdkStream(Stream):
+    """The SDK stream hooks the tap's streams need beyond the public API."""
 
+    #: Called once the SDK has synced this stream (`log_sync_costs`, see below).
+    on_synced: Callable[[], None] | None = None
     _base_schema: dict[str, Any] | None = None
 
     @cached_property
-    def _selects_every_property(self) -> bool:
+    def selects_every_property(self) -> bool:
+        """Whether every property is selected: the per-record selection walk can be skipped.
+
+        Asked once records flow, after the SDK applied the catalog (not in the constructor).
+        """
         return all(self.mask.values())
 
-    @cached_property
-    def _undocumented(self) -> UndocumentedFields:
-        api_schema = CHAT_SCHEMA.api_schema()
-        # What the catalog declares beyond chat.json (Meltano's `schema` extra) is documented.
-        ours = {self._field_name(key) for key in api_schema["properties"]}
-        ours.add(self._field_name(evolution.JSON_COLUMN))
-        catalog = self.effective_schema.get("properties", {})
-        return evolution.for_stream(
-            self.name,
-            api_schema,
-            self.config,
-            self.stream_state,
-            selects_every_property=self._selects_every_property,
-            logger=self.logger,
-            name=self._field_name,
-            catalog_fields={key: value for key, value in catalog.items() if key not in ours},
-        )
+    @property
+    def table_version(self) -> int | None:
+        """The ACTIVATE_VERSION version of this run's records (`Stream._stream_version`)."""
+        return self._stream_version
 
-    def _field_name(self, key: str) -> str:
-        return snake_case(key) if self.config.get("snake_case_fields") else key
+    @table_version.setter
+    def table_version(self, version: int) -> None:
+        # Read by the SDK's RECORD messages (`version`), so it is set on the attribute.
+        self._stream_version = version
+
+    def activate_table_version(self) -> None:
+        """ACTIVATE_VERSION now: after the last record, where the SDK would send it first."""
+        assert self._stream_version is not None
+        self._write_activate_version_message(self._stream_version)
+
+    def schema_to_declare(self) -> dict[str, Any]:
+        """Properties to add to the catalog's schema in SCHEMA messages (the catalog's win)."""
+        return {}
+
+    def write_schema(self) -> None:
+        """A SCHEMA message now, with `schema_to_declare` (mid-stream: a field was learned)."""
+        self._write_schema_message()
 
     @override
     def _write_schema_message(self) -> None:
-        """The SCHEMA message, with learned fields (or the JSON column) declared.
+        """The SDK's SCHEMA message, with `schema_to_declare`'s properties added.
 
-        The stream maps are rebuilt from the new schema, so aliases and flattening follow.
+        `_write_schema_message` is the SDK's only way to send SCHEMA (at the stream's start,
+        and here mid-stream); the stream maps (`_stream_maps`, and the tap's `mapper` reached
+        through `Stream._tap`) are rebuilt from the new schema so aliases and flattening
+        follow.
         """
-        fields = self._undocumented
-        declared = fields.declared()
-        learned = {key: value for key, value in declared.items() if key != evolution.JSON_COLUMN}
-        if fields.mode == "evolve" and (learned or evolution.STATE_KEY in self.stream_state):
-            # What this run declares is what later runs start from.
-            self.stream_state[evolution.STATE_KEY] = learned
+        declared = self.schema_to_declare()
         if declared:
             if self._base_schema is None:
                 self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
             base = self._base_schema
             properties = dict(base.get("properties", {}))
             for key, value in declared.items():
-                properties.setdefault(self._field_name(key), value)  # the catalog's type wins
+                properties.setdefault(key, value)
             self._tap.mapper.register_raw_stream_schema(
                 self.name, {**base, "properties": properties}, self.primary_keys
             )
             self._stream_maps = self._tap.mapper.stream_maps[self.name]
         super()._write_schema_message()
-
-    def _declare_undocumented(self) -> None:
-        """Before the first record carrying them: name new fields, declare and keep them."""
-        fields = self._undocumented
-        news, misfits = fields.take_news()
-        fields.announce(news, misfits, self._field_name)
-        if fields.mode == "evolve" and news:
-            self._write_schema_message()
 
     @override
     def _generate_record_messages(
@@ -114,10 +131,10 @@ class EvolvingStream(Stream):
 
         `pop_deselected_record_properties` visits every nested key of every record; with all
         properties selected it removes nothing, yet took 29% of a 51k-record sync (1.82 s ->
-        1.30 s). Type conformance is off (see TYPE_CONFORMANCE_LEVEL), so the rest is the
-        SDK's own code. Any deselection in the catalog takes the SDK's path unchanged.
+        1.30 s). Type conformance is off (TYPE_CONFORMANCE_LEVEL), so the rest is the SDK's
+        own code. Any deselection in the catalog takes the SDK's path unchanged.
         """
-        if not self._selects_every_property:
+        if not self.selects_every_property:
             yield from super()._generate_record_messages(record)
             return
         for stream_map in self.stream_maps:
@@ -127,5 +144,54 @@ class EvolvingStream(Stream):
                     stream=stream_map.stream_alias,
                     record=mapped,
                     version=self._stream_version,
-                    time_extracted=utc_now(),
+                    time_extracted=datetime.now(timezone.utc),
                 )
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK's last call for each stream at the end of `sync_all` (which is final).
+
+        The tap's end-of-run work (run total, failing for listings set aside) hangs here.
+        """
+        super().log_sync_costs()
+        if self.on_synced is not None:
+            self.on_synced()
+
+
+class SdkTap(Tap):
+    """The SDK tap hooks the tap needs beyond the public API."""
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's only config hook: the JSON Schema's errors and the tap's own, redacted.
+
+        `prepare_config` may change the config first (`PluginBase._config`, the dict the SDK
+        validates and then serves as `config`).
+        """
+        self.prepare_config(self._config)
+        errors = super()._validate_config(raise_errors=False) + self.config_problems()
+        errors = [self.redact(error) for error in errors]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    def prepare_config(self, config: dict[str, Any]) -> None:
+        """Change the config before it is validated (pasted whitespace, numbers as text)."""
+
+    def config_problems(self) -> list[str]:
+        """What JSON Schema cannot say about the config, one line each."""
+        return []
+
+    def redact(self, text: str) -> str:
+        """`text` without any secret of the config."""
+        return text
+
+
+def cli_config(ctx_params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The config the SDK's CLI parsed (`--config` files and/or ENV), and whether from ENV.
+
+    `cb_test` runs as a click callback, before `invoke`; the SDK parses `--config` into a
+    private `_ConfigInput` with `.config` and `.parse_env` (0.54.9, 0.55.0b7).
+    """
+    config = ctx_params.get("config")
+    return getattr(config, "config", None) or {}, bool(getattr(config, "parse_env", False))

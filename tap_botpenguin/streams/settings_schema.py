@@ -5,13 +5,12 @@ from __future__ import annotations
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 
-from tap_botpenguin.listing.ahead import DEFAULT_PAGES_IN_FLIGHT
+from tap_botpenguin.config.settings import AUTH_METHODS, DEFAULT_PAGES_IN_FLIGHT
 from tap_botpenguin.listing.scan import SCAN_MODES
 from tap_botpenguin.records.evolution import MAX_COLUMNS
 from tap_botpenguin.records.evolution import MODES as UNDOCUMENTED_MODES
 
 DEFAULT_API_URL = "https://api.v7.botpenguin.com"
-AUTH_METHODS = ("x-bot-token", "bearer")
 
 CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property(

@@ -1,4 +1,9 @@
-"""Client-side rate limiting: never more than N requests in any window, per token."""
+"""Client-side rate limiting: never more than N requests in any window, per token.
+
+A token's requests are sent from several threads (pages read ahead, a worker per token), and
+its allowance is one: the limiter is shared by them all, so it lives in the concurrency layer.
+The HTTP client knows it only as `http.client.Limiter`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ class RateLimiter:
     starts only while fewer than `limit` count. The server received each counted request
     somewhere between its start and its finish, so it never sees more than `limit` arrivals
     in any window, whatever the network latency and however many requests are in flight
-    (pages read ahead, see `readahead`): the tap can run at the full allowance without a
+    (pages read ahead, see `listing.ahead`): the tap can run at the full allowance without a
     single 429. Retries take a slot like any request.
     """
 
@@ -34,8 +39,26 @@ class RateLimiter:
         self._finished: deque[float] = deque(maxlen=limit)
         self._running = 0
         self._changed = threading.Condition()
-        #: Seconds a request takes, averaged over the recent ones (None before the first).
-        self.answer_time: float | None = None
+        self._answer_time: float | None = None
+        self._waits_end = clock()
+
+    @property
+    def answer_time(self) -> float | None:
+        """Seconds a request takes, averaged over the recent ones (None before the first)."""
+        with self._changed:
+            return self._answer_time
+
+    def new_wait(self, seconds: float) -> float:
+        """A request of this token waits `seconds` from now: the part no earlier wait covers.
+
+        Requests waiting side by side (pages read ahead) announce a wait once.
+        """
+        with self._changed:
+            now = self._clock()
+            end = now + seconds
+            fresh = max(0.0, end - max(now, self._waits_end))
+            self._waits_end = max(self._waits_end, end)
+            return fresh
 
     def _wait_locked(self) -> float | None:
         """0 when a request may start now, else seconds to wait (None: until one finishes)."""
@@ -75,6 +98,6 @@ class RateLimiter:
                 finished = self._clock()
                 self._finished.append(finished)
                 took = finished - started
-                recent = self.answer_time
-                self.answer_time = took if recent is None else 0.8 * recent + 0.2 * took
+                recent = self._answer_time
+                self._answer_time = took if recent is None else 0.8 * recent + 0.2 * took
                 self._changed.notify_all()

@@ -1,0 +1,224 @@
+"""Sending one page request: throttled, retried as `retries` says, decoded, failed in one line.
+
+A `PageClient` belongs to one thread (it owns its HTTP session): the thread reading a listing
+has one, and so has each thread asking for pages read ahead. What its requests cost (attempts,
+answers, waits) is kept in its `Traffic`, which the listing's reading thread takes after each
+page, so every attempt is counted once, wherever it was sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+import backoff
+import requests
+
+from tap_botpenguin.http.responses import LISTING_PATH, Page, ResponseReader, RetriableError
+from tap_botpenguin.http.retries import retry_waits
+from tap_botpenguin.http.session import USER_AGENT, Deadlines, api_session
+from tap_botpenguin.report.errors import BotPenguinError, ListingError
+from tap_botpenguin.report.logs import AnyLogger
+from tap_botpenguin.report.redaction import redact
+
+if TYPE_CHECKING:
+    from backoff.types import Details
+
+#: Failures worth another attempt (the same as the SDK's REST streams retry).
+RETRIED = (
+    ConnectionResetError,
+    RetriableError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One listing as the API serves it: where, with which ids and credentials, how patiently."""
+
+    api_url: str
+    stream: str
+    bot_id: str
+    customer_id: str
+    inbox_type: str
+    headers: Mapping[str, str] = field(repr=False)
+    auth_method: str
+    secrets: Sequence[str] = field(repr=False)
+    timeout: float
+    max_retries: int
+
+    @property
+    def where(self) -> str:
+        """What is being read, for messages: `leads (bot 65f0...)`."""
+        return f"{self.stream} (bot {self.bot_id})"
+
+    def params(self, number: int) -> dict[str, Any]:
+        """The query of page `number` (`page` counts from 1)."""
+        return {
+            "botId": self.bot_id,
+            "customerId": self.customer_id,
+            "page": number,
+            "type": self.inbox_type,
+        }
+
+
+class Limiter(Protocol):
+    """A token's allowance, shared by every thread sending for it (`concurrency.throttle`)."""
+
+    limit: int
+
+    def slot(self, on_wait: Callable[[float], None] | None = None) -> AbstractContextManager[None]:
+        """Wait for a free slot (telling `on_wait` how long), then hold it for one request."""
+
+    def new_wait(self, seconds: float) -> float:
+        """Of a wait of `seconds` from now, the part no other thread announced already."""
+
+
+@dataclass
+class Traffic:
+    """What a client's requests cost since it was last taken."""
+
+    requests: int = 0
+    #: (HTTP status, seconds) of every attempt that got an answer (METRIC lines).
+    answers: list[tuple[int, float]] = field(default_factory=list)
+    #: (start, end) of every wait, monotonic clock (rate limit and retries).
+    waits: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, other: Traffic) -> None:
+        """Count `other` in too."""
+        self.requests += other.requests
+        self.answers += other.answers
+        self.waits += other.waits
+
+
+class PageClient:
+    """Sends one listing's page requests from one thread (see the module docstring).
+
+    `on_answer` is told about every answer, of any status (the run's tally of what it heard
+    from the API, `report.failures`).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        limiter: Limiter,
+        deadlines: Deadlines,
+        logger: AnyLogger,
+        on_answer: Callable[[], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self._limiter = limiter
+        self._logger = logger
+        self._on_answer = on_answer
+        self._session = api_session(endpoint.api_url, endpoint.secrets, deadlines)
+        self._reader = ResponseReader(
+            logger, endpoint.where, endpoint.secrets, endpoint.auth_method
+        )
+        self._url = endpoint.api_url + LISTING_PATH
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **endpoint.headers,
+        }
+        self._traffic = Traffic()
+        self._retrying: Callable[[int], Page] = backoff.on_exception(
+            retry_waits,
+            RETRIED,
+            max_tries=endpoint.max_retries,
+            on_backoff=self._retrying_in,
+            jitter=None,  # exact waits: see `retries`
+            logger=None,  # the warning of `_retrying_in` says it better
+        )(self._attempt)
+
+    def send(self, number: int) -> Page:
+        """Page `number`, decoded; raises `ListingError` once retries are spent."""
+        try:
+            return self._retrying(number)
+        except BotPenguinError:
+            raise
+        except (RetriableError, requests.RequestException, ConnectionError) as exc:
+            response = getattr(exc, "response", None)
+            raise ListingError(
+                self._gave_up(exc, number),
+                status=None if response is None else response.status_code,
+                page=number,
+            ) from exc
+
+    def take_traffic(self) -> Traffic:
+        """What the requests since the last call cost (on the client's thread, or after it)."""
+        traffic, self._traffic = self._traffic, Traffic()
+        return traffic
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self._session.close()
+
+    def _attempt(self, number: int) -> Page:
+        prepared = requests.Request(
+            "GET", self._url, params=self.endpoint.params(number), headers=self._headers
+        ).prepare()
+        with self._limiter.slot(on_wait=self._rate_limited):
+            self._traffic.requests += 1
+            started = time.monotonic()
+            response = self._session.send(
+                prepared, timeout=self.endpoint.timeout, allow_redirects=True
+            )
+        self._traffic.answers.append((response.status_code, time.monotonic() - started))
+        self._on_answer()
+        return self._reader.read(response)
+
+    def _waiting(self, seconds: float) -> float:
+        """Count a wait starting now; the part no other request of the token announced."""
+        now = time.monotonic()
+        self._traffic.waits.append((now, now + seconds))
+        return self._limiter.new_wait(seconds)
+
+    def _rate_limited(self, seconds: float) -> None:
+        if self._waiting(seconds) >= 1.0:  # short pauses are not worth a line
+            self._logger.info(
+                "%s: waiting %.1f s for the rate limit (requests_per_minute=%d)",
+                f"{self.endpoint.stream} bot {self.endpoint.bot_id}",
+                seconds,
+                self._limiter.limit,
+            )
+
+    def _retrying_in(self, details: Details) -> None:
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        if response is not None:
+            what = self._reader.describe(response)
+        else:
+            what = f"{self.endpoint.where}: {type(exc).__name__}"
+        wait = float(details.get("wait", 0.0))
+        self._waiting(wait)  # the warning says why
+        self._logger.warning(
+            "%s; retrying in %.1f s (attempt %d of %d)",
+            redact(what, self.endpoint.secrets),
+            wait,
+            details.get("tries", 0),
+            self.endpoint.max_retries,
+        )
+
+    def _gave_up(self, exc: BaseException, number: int) -> str:
+        tries = self.endpoint.max_retries
+        if isinstance(exc, RetriableError):
+            reason = str(exc)
+        else:
+            reason = (
+                f"GET {urlparse(self._url).path} page {number} for {self.endpoint.where} failed: "
+                f"{type(exc).__name__}"
+            )
+            if isinstance(exc, requests.Timeout):
+                reason += f" (no answer within request_timeout={self.endpoint.timeout:g} s)"
+        return redact(
+            f"{reason}; gave up after {tries} attempts (max_retries={tries}).",
+            self.endpoint.secrets,
+        )
