@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: set-up if needed, PostgreSQL up, lint, type check, then every test.
+# The test command: set-up if needed, PostgreSQL up, lint, type check, import rules, then
+# every test.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k throttle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,5 @@ eval "$pg_env"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy tap_botpenguin
+.venv/bin/lint-imports --no-cache  # the layers' import rules (pyproject.toml, docs/architecture.md)
 .venv/bin/pytest "$@"
