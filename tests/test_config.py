@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from tap_botpenguin.sandbox import SANDBOX_CUSTOMER, SANDBOX_TOKEN, WEBSITE_BOT, Sandbox
+from tap_botpenguin.tap import TapBotPenguin
 
 from .conftest import base_config, run_cli
 
@@ -108,7 +110,7 @@ def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) ->
 
 def _settings_rows(markdown: str) -> list[str]:
     section = markdown.split("## Settings", 1)[1]
-    return [line for line in section.splitlines() if line.startswith("| ")]
+    return [line for line in section.splitlines() if line.startswith("|")]
 
 
 def test_readme_settings_table_matches_about() -> None:
@@ -123,4 +125,41 @@ def test_readme_settings_table_matches_about() -> None:
     assert generated
     block = re.search(r"<!-- settings:start -->(.*?)<!-- settings:end -->", readme, re.S)
     assert block, "README.md lacks the settings block"
-    assert [line for line in block.group(1).splitlines() if line.startswith("| ")] == generated
+    documented = [line for line in block.group(1).splitlines() if line.startswith("|")]
+    # The tap's own settings word for word; the SDK's built-in ones (stream maps, batch, ...)
+    # by name, since each SDK release rewords their descriptions.
+    ours = 2 + len(TapBotPenguin.config_jsonschema["properties"])  # header, delimiter, rows
+    assert documented[:ours] == generated[:ours]
+    assert [_name(line) for line in documented[ours:]] == [_name(line) for line in generated[ours:]]
+
+
+def _name(row: str) -> str:
+    return row.split("|")[1].strip()
+
+
+def test_the_readme_settings_table_renders_as_a_table() -> None:
+    """GitHub renders GFM: without its delimiter row the table is a paragraph of pipes."""
+    tokens = MarkdownIt("commonmark").enable("table").parse((ROOT / "README.md").read_text())
+    tables, cells, row, in_header = [], [], [], False
+    for token in tokens:
+        if token.type == "table_open":
+            cells = []
+        elif token.type in ("thead_open", "thead_close"):
+            in_header = token.type == "thead_open"
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "inline" and row is not None:
+            row.append(token.content)
+        elif token.type == "tr_close":
+            cells.append((in_header, row))
+        elif token.type == "table_close":
+            tables.append(cells)
+    settings = [
+        t for t in tables if t and t[0] == (True, ["Setting", "Required", "Default", "Description"])
+    ]
+    assert settings, "README.md has no rendered settings table"
+    names = [row[0] for header, row in settings[0] if not header]
+    # Every setting of the tap, in its order, then the SDK's own (stream maps, batch, ...).
+    ours = list(TapBotPenguin.config_jsonschema["properties"])
+    assert names[: len(ours)] == ours
+    assert "stream_maps" in names[len(ours) :]
