@@ -71,3 +71,20 @@ def _broken(document: Path, link: str) -> bool:
     if not target.exists() or ROOT not in (target, *target.parents):
         return True
     return bool(anchor) and target.suffix == ".md" and anchor not in anchors(target.read_text())
+
+
+def test_the_architecture_map_names_every_module_of_the_tap() -> None:
+    """docs/architecture.md is the map: a module it does not name is a room nobody can find."""
+    text = (ROOT / "docs/architecture.md").read_text()
+    package = ROOT / "tap_botpenguin"
+    missing = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if "sandbox" not in path.parts
+        and path.name != "__init__.py"
+        and not re.search(rf"^\s+{re.escape(path.name)}\s", text, re.M)
+    ]
+    packages = [p.name for p in package.iterdir() if (p / "__init__.py").exists()]
+    missing += [f"{name}/" for name in packages if f"  {name}/" not in text]
+    missing += [f"layer {name}" for name in packages if f"| `{name}` |" not in text]
+    assert not missing, f"docs/architecture.md does not name {missing}"

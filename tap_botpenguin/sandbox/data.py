@@ -1,8 +1,8 @@
 """Deterministic, realistic BotPenguin inbox data for the sandbox.
 
-Records follow the field tables of the endpoint page (shared/api/chats-leads-listing.txt)
-and the shapes in shared/api/NOTES.md. The generator deliberately includes what real
-inboxes contain and naive taps trip over: unicode names, nulls inside nested objects,
+Records follow the field tables of BotPenguin's endpoint page and the shapes in
+docs/contract.md ("Shapes beyond the field tables"). The generator deliberately includes what
+real inboxes contain and naive taps trip over: unicode names, nulls inside nested objects,
 empty arrays, attribute values of every JSON scalar type, and varied timestamps.
 """
 
@@ -74,7 +74,7 @@ def object_id(rng: random.Random) -> str:
 
 
 def _attribute_value(rng: random.Random) -> Any:
-    """Attribute values come from free user input: any JSON scalar (shared/api/NOTES.md)."""
+    """Attribute values come from free user input: any JSON scalar (docs/contract.md)."""
     return rng.choice(
         ["Gold plan", 42, 3.5, True, False, None, "", "2026-05-01", "12345678901234567890"],
     )

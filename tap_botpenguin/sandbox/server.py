@@ -1,7 +1,7 @@
 """A local BotPenguin API: real HTTP on loopback, the documented contract, scripted faults.
 
 It implements `GET /inbox/direct/chats` as the endpoint page describes it: the auth header
-check (both kinds of token, see shared/api/NOTES.md), query validation (400), the
+check (both kinds of token, see docs/contract.md), query validation (400), the
 `{success, message, code, data}` envelope, a per-token rate limit answered with 429 and
 `Retry-After`, and a page-numbered listing. Where the contract is silent it offers each
 plausible answer as a switch: the sort order (`inbox.ORDERS`) and what comes past the last
