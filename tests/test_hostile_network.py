@@ -357,6 +357,7 @@ def test_every_spelling_is_replaced_in_one_pass() -> None:
 
 
 # --- through Meltano ---------------------------------------------------------------------
+@pytest.mark.e2e
 def test_meltano_run_with_a_pasted_token_stops_at_a_redirect_without_sending_it(
     api: Sandbox, elsewhere: Sandbox, tmp_path: Path
 ) -> None:
@@ -377,6 +378,7 @@ def test_meltano_run_with_a_pasted_token_stops_at_a_redirect_without_sending_it(
     assert next(r.status for r in api.listing_requests() if r.params["page"] == "1") == 200
 
 
+@pytest.mark.e2e
 def test_meltano_passes_fractional_settings_from_the_environment(
     api: Sandbox, tmp_path: Path
 ) -> None:
@@ -400,6 +402,7 @@ def test_meltano_passes_fractional_settings_from_the_environment(
     assert '"type":"RECORD","stream":"leads"' in failed.stdout  # page 1 was read
 
 
+@pytest.mark.e2e
 def test_meltano_refuses_cleartext_before_any_request(api: Sandbox, tmp_path: Path) -> None:
     meltano = Meltano(tmp_path, api)
     meltano.env["TAP_BOTPENGUIN_BOT_TOKEN"] = CANARY

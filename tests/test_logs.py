@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
 from .conftest import (
@@ -73,6 +75,7 @@ def test_debug_brings_back_metrics_and_the_sdk_detail(sandbox: Sandbox, tmp_path
     assert "Stream is assumed to be unsorted" in result.stderr
 
 
+@pytest.mark.e2e
 def test_a_healthy_meltano_run_prints_no_tap_warning_or_metric(tmp_path: Path) -> None:
     out = tmp_path / "jsonl"
     out.mkdir()

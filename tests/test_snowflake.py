@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 TARGET_PYTHON = ROOT / ".meltano/loaders/target-snowflake/venv/bin/python"
@@ -45,6 +47,7 @@ def snowflake_table(tmp_path: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
+@pytest.mark.e2e
 def test_the_readme_table_is_what_target_snowflake_makes_of_the_catalog(tmp_path: Path) -> None:
     assert TARGET_PYTHON.exists(), "target-snowflake is not installed: run `meltano install`"
     readme = (ROOT / "docs/warehouses.md").read_text()
