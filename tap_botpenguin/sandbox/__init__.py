@@ -11,8 +11,9 @@ from tap_botpenguin.sandbox.data import (
     default_bots,
     make_inbox,
 )
+from tap_botpenguin.sandbox.faults import PAST_END, Fault, ReceivedRequest
 from tap_botpenguin.sandbox.inbox import ORDERS, PAGE_BOUND_MESSAGE
-from tap_botpenguin.sandbox.server import PAST_END, Fault, ReceivedRequest, Sandbox
+from tap_botpenguin.sandbox.server import Sandbox
 
 __all__ = [
     "ORDERS",

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, default_bots
+from tap_botpenguin.sandbox.faults import PAST_END
 from tap_botpenguin.sandbox.inbox import ORDERS
-from tap_botpenguin.sandbox.server import PAST_END, Sandbox, serve
+from tap_botpenguin.sandbox.server import Sandbox, serve
 from tap_botpenguin.sandbox.undocumented import add_undocumented_fields
 
 
