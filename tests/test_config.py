@@ -14,9 +14,7 @@ from markdown_it import MarkdownIt
 from tap_botpenguin.sandbox import SANDBOX_CUSTOMER, SANDBOX_TOKEN, WEBSITE_BOT, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import base_config, run_cli
-
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import ROOT, base_config, run_cli
 
 
 @pytest.mark.parametrize(

@@ -9,24 +9,15 @@ traceback, and a non-zero exit.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from tap_botpenguin.sandbox import Sandbox
 
-from .conftest import Meltano, base_config, fresh_bots, run_cli
+from .helpers import Meltano, base_config, closed_port_url, fresh_bots, run_cli
 
 pytestmark = pytest.mark.e2e
-
-
-def _closed_port_url() -> str:
-    """An http URL on loopback where nothing listens (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def _records(stdout: str) -> dict[str, int]:
@@ -63,7 +54,7 @@ def _wrong(sandbox: Sandbox, name: str) -> dict[str, object]:
     overrides, _ = WRONG[name]
     config = base_config(sandbox, max_retries=2, **overrides)
     if name == "api_url":
-        config["api_url"] = _closed_port_url()
+        config["api_url"] = closed_port_url()
     return config
 
 

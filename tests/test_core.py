@@ -9,7 +9,7 @@ from singer_sdk.testing import get_tap_test_class
 from tap_botpenguin.sandbox import SANDBOX_CUSTOMER, SANDBOX_TOKEN, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import ALL_BOTS, fresh_bots
+from .helpers import ALL_BOTS, fresh_bots
 
 # The SDK builds the test class, and so needs its config, at collection time: the sandbox
 # must already be listening then. It is stopped when the test process exits.

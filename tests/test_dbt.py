@@ -17,7 +17,7 @@ import pytest
 from tap_botpenguin.records.naming import snake_case
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
-from .conftest import (
+from .helpers import (
     ROOT,
     Meltano,
     dbt_postgres_env,

@@ -8,7 +8,7 @@ import pytest
 
 from scripts.demo_output import shown
 
-from .conftest import run_demo
+from .helpers import run_demo
 
 # A target that failed, as Meltano 4.4 logs it: the traceback at [info], then "Loader failed".
 FAILED_LOAD = """\

@@ -13,7 +13,7 @@ import pytest
 from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.sandbox import SANDBOX_TOKEN, Fault, Sandbox
 
-from .conftest import base_config, run_in_process
+from .helpers import base_config, run_in_process
 
 ECHO = f"token {SANDBOX_TOKEN} (Authorization: Bearer {SANDBOX_TOKEN}) refused"
 PAGE_2 = {"page": 2, "type": "lead", "times": None}

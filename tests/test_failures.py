@@ -15,7 +15,7 @@ import requests
 from tap_botpenguin.http.retries import retry_after_seconds, retry_waits
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
-from .conftest import base_config, run_cli, run_in_process
+from .helpers import base_config, run_cli, run_in_process
 
 ONE_PAGE = {"bot_id": WEBSITE_BOT, "type": "lead", "page": 2}
 

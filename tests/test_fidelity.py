@@ -18,8 +18,7 @@ from tap_botpenguin.sandbox import data_epoch
 from tap_botpenguin.sandbox.data import make_record
 from tap_botpenguin.streams.schema import CHAT_SCHEMA
 
-from .conftest import examples
-from .test_hostile import _set, _strings, mutation
+from .helpers import examples, mutation, set_at, strings_in
 
 SANITIZER = RecordSanitizer(CHAT_SCHEMA.api_schema())
 
@@ -48,14 +47,14 @@ def records(draw: st.DrawFn, *, hostile: bool) -> dict[str, Any]:
         ]
     if hostile:
         for path, value in draw(st.lists(mutation, min_size=1, max_size=4)):
-            _set(record, path, value)
+            set_at(record, path, value)
     return record
 
 
 def _sanitized(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sanitize a copy of `page` as the stream does (strings scrubbed if the body had NULs)."""
     copied = copy.deepcopy(page)
-    scrub = any("\x00" in text for text in _strings(copied))
+    scrub = any("\x00" in text for text in strings_in(copied))
     SANITIZER.sanitize_page(copied, scrub_strings=scrub)
     return copied
 

@@ -21,97 +21,23 @@ from hypothesis import strategies as st
 from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.sandbox import Bot, Fault, Sandbox, make_inbox
 
-from .conftest import SyncResult, examples, run_in_process
+from .helpers import (
+    NESTED_PATHS,
+    RECORD_FIELDS,
+    SyncResult,
+    examples,
+    mutation,
+    run_in_process,
+    set_at,
+    strings_in,
+    value_at,
+)
 
 BOT = "e" * 24
 CUSTOMER = "f" * 24
 TOKEN = "hostile-test-token"
 PAGE_SIZE = 25
 LEADS = 30  # two pages
-
-FIELDS = [
-    "uuid",
-    "isOnline",
-    "status",
-    "websiteVisits",
-    "_agentAssigned",
-    "lastMessage",
-    "lastSeenAt",
-    "profile",
-    "createdAt",
-    "updatedAt",
-]
-NESTED = [
-    "lastMessage.at",
-    "lastMessage.by",
-    "profile.userDetails.contact",
-    "profile.notes",
-    "profile.userDetails.tags",
-    "profile.userDetails.attributes",
-    "profile.userDetails.name",
-]
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**53), max_value=2**53),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=30),
-    st.sampled_from(
-        [
-            "5",
-            "3.5",
-            "true",
-            "false",
-            "yes",
-            "",
-            "\x00",
-            "nul\x00in\x00side",
-            "ESCALATED",
-            "2026-06-01T10:00:00",
-            "2026-06-01 10:00:00+05:30",
-            "1717236000000",
-            "1717236000",
-            "Tue, 02 Jun 2026 10:00:00 GMT",
-            "yesterday",
-            "01/06/2026",
-            "😀" * 5,
-        ]
-    ),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
-mutation = st.tuples(
-    st.sampled_from(FIELDS + NESTED + ["extraField", "_extra", "profile.extra"]),
-    st.one_of(values, st.just("DELETE")),
-)
-
-
-def _set(record: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    target: Any = record
-    for part in parents:
-        if not isinstance(target.get(part), dict):
-            target[part] = {}
-        target = target[part]
-    if value == "DELETE":
-        target.pop(last, None)
-    else:
-        target[last] = value
-
-
-def _get(record: dict[str, Any], path: str) -> Any:
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _date_time(value: object) -> bool:
@@ -127,16 +53,6 @@ FORMATS = jsonschema.FormatChecker()
 FORMATS.checks("date-time")(_date_time)
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in [k, *_strings(v)]]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
 def assert_loadable(result: SyncResult, expected: int) -> None:
     """Records validate against the emitted schema and contain nothing a target rejects."""
     assert result.error is None, result.error
@@ -146,7 +62,7 @@ def assert_loadable(result: SyncResult, expected: int) -> None:
     for record in records:
         errors = [e.message for e in validator.iter_errors(record)]
         assert not errors, (errors, record)
-        for text in _strings(record):
+        for text in strings_in(record):
             assert "\x00" not in text
             text.encode("utf-8")  # no lone surrogates
 
@@ -200,7 +116,7 @@ def test_generated_odd_records_load_or_fail_clearly(
         records = copy.deepcopy(records)
         for index, (path, value) in mutations:
             if index < len(records):
-                _set(records[index], path, value)
+                set_at(records[index], path, value)
         for record in records:
             sent[record["_id"]] = record
         return records
@@ -213,8 +129,8 @@ def test_generated_odd_records_load_or_fail_clearly(
         if original is None:
             continue
         invalid = record.get("invalidFields") or {}
-        for path in FIELDS + NESTED:
-            before, after = _get(original, path), _get(record, path)
+        for path in RECORD_FIELDS + NESTED_PATHS:
+            before, after = value_at(original, path), value_at(record, path)
             if (
                 before is not None
                 and after is None

@@ -21,7 +21,7 @@ from tap_botpenguin.sandbox import (
     Sandbox,
 )
 
-from .conftest import Meltano, base_config, fresh_bots, run_cli
+from .helpers import Meltano, base_config, fresh_bots, run_cli
 
 CANARY = "canary-5e0f3a-SECRET"
 #: A token with every character the encodings disagree on (all legal in a header value).

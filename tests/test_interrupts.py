@@ -22,7 +22,7 @@ import pytest
 
 from tap_botpenguin.sandbox import Sandbox
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     STREAM_TYPES,
     base_config,

@@ -24,12 +24,14 @@ from tap_botpenguin.sandbox import (
 )
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     STREAM_TYPES,
     SyncResult,
     base_config,
     fresh_bots,
+    logged,
+    pages_requested,
     run_cli,
     run_in_process,
 )
@@ -44,18 +46,6 @@ def _each_record_once(sandbox: Sandbox, result: SyncResult) -> None:
     for stream, kind in STREAM_TYPES.items():
         emitted = Counter((r["botId"], r["_id"]) for r in result.records.get(stream, []))
         assert emitted == Counter(sandbox.all_records(kind).keys()), stream
-
-
-def _requests(sandbox: Sandbox, bot_id: str, kind: str) -> list[int]:
-    return [
-        int(r.params["page"])
-        for r in sandbox.listing_requests()
-        if (r.params["botId"], r.params["type"]) == (bot_id, kind)
-    ]
-
-
-def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("page_size", [25, 1000], ids=["several pages", "page 1 only"])
@@ -73,8 +63,8 @@ def test_every_end_of_listing_is_read_once_with_one_request_past_it(
                 pages = sandbox.pages(bot_id, kind)
                 # An empty listing is one empty page 1; otherwise its pages and one more.
                 expected = list(range(1, pages + 2)) if pages else [1]
-                assert _requests(sandbox, bot_id, kind) == expected, (bot_id, kind)
-    warnings = _warnings(caplog)
+                assert pages_requested(sandbox, bot_id, kind) == expected, (bot_id, kind)
+    warnings = logged(caplog, level=logging.WARNING)
     if past_end == "clamp" and page_size == 1000:
         # No listing ever showed a second page: a repeated page 1 cannot be told from an API
         # ignoring `page`, so each one is said, once.
@@ -116,7 +106,7 @@ def test_a_4xx_after_a_full_page_ends_the_listing_with_a_warning(
 
         _each_record_once(sandbox, result)
     status = {"404": "404 Not Found", "400": "400 Bad Request"}[past_end]
-    assert _warnings(caplog) == [
+    assert logged(caplog, level=logging.WARNING) == [
         f"leads (bot {BOT}): page 3 answered {status} after a full page 2 (25 records): taken "
         "as the end of the listing; if it holds more than 50 conversations, the API refuses "
         "to page past 2"
@@ -131,8 +121,8 @@ def test_a_repeated_full_last_page_ends_the_listing_with_a_warning(
             result = run_in_process(_one_bot_config(sandbox))
 
         _each_record_once(sandbox, result)
-        assert _requests(sandbox, BOT, "lead") == [1, 2, 3]
-    assert _warnings(caplog) == [
+        assert pages_requested(sandbox, BOT, "lead") == [1, 2, 3]
+    assert logged(caplog, level=logging.WARNING) == [
         f"leads (bot {BOT}): page 3 repeats page 2, a full page (25 records): taken as the end "
         "of the listing (the API repeats its last page); if it holds more than 50 "
         "conversations, the API stops paging there"
@@ -181,8 +171,8 @@ def test_an_api_ignoring_page_in_the_first_listing_stops_once_a_page_size_is_kno
     assert "\n" not in message
     # No loop, nothing twice: page 1 once, page 2 once, then the next bot until it showed a
     # real page 2.
-    assert _requests(sandbox, WEBSITE_BOT, "non-lead") == [1, 2]
-    assert _requests(sandbox, WHATSAPP_BOT, "non-lead") == [1, 2]
+    assert pages_requested(sandbox, WEBSITE_BOT, "non-lead") == [1, 2]
+    assert pages_requested(sandbox, WHATSAPP_BOT, "non-lead") == [1, 2]
     emitted = Counter(r["_id"] for r in result.records["chats"])
     assert max(emitted.values()) == 1
 
@@ -196,8 +186,8 @@ def test_an_api_ignoring_page_stops_at_once_when_an_earlier_run_knew_the_page_si
     second = run_in_process(base_config(sandbox, scan_mode="full"), state=first.final_state)
 
     assert f"chats (bot {WEBSITE_BOT}): page 2 repeats page 1 exactly" in str(second.error)
-    assert _requests(sandbox, WEBSITE_BOT, "non-lead")[-2:] == [1, 2]
-    assert _requests(sandbox, WHATSAPP_BOT, "non-lead") == [1, 2, 3]  # the first run's only
+    assert pages_requested(sandbox, WEBSITE_BOT, "non-lead")[-2:] == [1, 2]
+    assert pages_requested(sandbox, WHATSAPP_BOT, "non-lead") == [1, 2, 3]  # the first run's only
 
 
 def test_an_api_ignoring_page_everywhere_loses_nothing_once_api_url_is_fixed(
@@ -210,7 +200,10 @@ def test_an_api_ignoring_page_everywhere_loses_nothing_once_api_url_is_fixed(
         with caplog.at_level(logging.INFO):
             broken = run_in_process(base_config(sandbox))
         assert broken.error is None
-        assert all("the API is ignoring `page` (check api_url)" in w for w in _warnings(caplog))
+        assert all(
+            "the API is ignoring `page` (check api_url)" in w
+            for w in logged(caplog, level=logging.WARNING)
+        )
         assert Counter(r["_id"] for r in broken.records["leads"]).most_common(1)[0][1] == 1
         for stream in STREAM_TYPES:
             for partition in broken.final_state["bookmarks"][stream]["partitions"]:
@@ -261,4 +254,7 @@ def test_a_mirror_activates_its_version_only_after_listings_that_surely_ended(
         assert {m["version"] for m in result.messages if m["type"] == "RECORD"} == versions
     else:
         assert "ACTIVATE_VERSION" not in kinds
-        assert any("not activating this run's table version" in w for w in _warnings(caplog))
+        assert any(
+            "not activating this run's table version" in w
+            for w in logged(caplog, level=logging.WARNING)
+        )

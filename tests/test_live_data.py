@@ -22,7 +22,7 @@ import pytest
 from tap_botpenguin.sandbox import ORDERS, Sandbox
 from tap_botpenguin.sandbox.data import STATUSES
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     STREAM_TYPES,
     SyncResult,

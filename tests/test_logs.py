@@ -9,7 +9,7 @@ import pytest
 
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     STREAM_TYPES,
     Meltano,

@@ -22,7 +22,7 @@ import yaml
 from scripts.hub_definition import DEFINITION, render
 from tap_botpenguin.sandbox import WEBSITE_BOT, Sandbox
 
-from .conftest import ROOT, STREAM_TYPES, Meltano, fresh_bots
+from .helpers import ROOT, STREAM_TYPES, Meltano, fresh_bots
 
 CANARY = "canary-meltano-6c1e0b2f-SECRET"
 

@@ -21,7 +21,7 @@ import pytest
 
 from tap_botpenguin.sandbox.env import sandbox_settings
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 

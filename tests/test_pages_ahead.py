@@ -28,8 +28,20 @@ from tap_botpenguin.config.settings import DEFAULT_PAGES_IN_FLIGHT
 from tap_botpenguin.sandbox import PAST_END, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
 
-from .conftest import STREAM_TYPES, SyncResult, base_config, fresh_bots, run_in_process, tap_at
-from .test_throttle import WINDOW, ShortWindowTap, _max_in_any_window
+from .helpers import (
+    SHORT_WINDOW,
+    STREAM_TYPES,
+    Listing,
+    ShortWindowTap,
+    SyncResult,
+    base_config,
+    fresh_bots,
+    max_in_any_window,
+    pages_asked,
+    pages_requested,
+    run_in_process,
+    tap_at,
+)
 
 #: An allowance no answer time can use one request at a time, and answers slow enough next to
 #: the tap's work on a page (`readahead.worth_a_window`): windows pay.
@@ -37,7 +49,7 @@ ROOMY = 10**9
 SLOW = 0.02
 WINDOW_PAGES = 4
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-Asked = dict[tuple[str, str], list[int]]
+Asked = dict[Listing, list[int]]
 
 
 def _output(result: SyncResult) -> list[Any]:
@@ -48,14 +60,6 @@ def _output(result: SyncResult) -> list[Any]:
         for m in result.messages
         if m["type"] in {"RECORD", "STATE"}
     ]
-
-
-def _asked(sandbox: Sandbox) -> Asked:
-    """The pages asked for, per listing, in the order the sandbox received them."""
-    pages: Asked = {}
-    for r in sandbox.listing_requests():
-        pages.setdefault((r.params["botId"], r.params["type"]), []).append(int(r.params["page"]))
-    return pages
 
 
 def _run(
@@ -73,7 +77,7 @@ def _run(
             sandbox, pages_in_flight=pages_in_flight, requests_per_minute=ROOMY, **settings
         )
         result = run_in_process(config, state=state, tap_class=tap_at(NOW))
-        return _output(result), _asked(sandbox)
+        return _output(result), pages_asked(sandbox)
 
 
 def _within_the_bound(one_at_a_time: Asked, ahead: Asked) -> int:
@@ -123,10 +127,7 @@ def test_a_later_full_scan_reads_no_page_past_the_end_it_knows() -> None:
         before = len(sandbox.listing_requests())
         again = run_in_process(config, state=first.final_state, tap_class=tap_at(NOW))
         assert again.error is None
-        asked: Asked = {}
-        for r in sandbox.listing_requests()[before:]:
-            key = (r.params["botId"], r.params["type"])
-            asked.setdefault(key, []).append(int(r.params["page"]))
+        asked = pages_asked(sandbox, since=before)
         last_pages = {key: sandbox.pages(*key) for key in asked}
     checks = 0
     for key, pages in asked.items():
@@ -178,9 +179,7 @@ def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_
         )
         with caplog.at_level(logging.INFO):
             result = run_in_process(config, tap_class=tap_at(NOW))
-        pages = [
-            int(r.params["page"]) for r in sandbox.listing_requests() if r.params["type"] == "lead"
-        ]
+        pages = pages_requested(sandbox, bot_id=None, kind="lead")
 
     assert result.error is None, result.error
     assert happened.is_set(), "page 4 was never served before page 3: nothing was read ahead"
@@ -265,7 +264,7 @@ def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:
     limit = 12
     bots = [b for b in fresh_bots() if b.bot_id == WEBSITE_BOT]
     with Sandbox(
-        bots=bots, page_size=10, rate_limit=limit, rate_window=WINDOW, latency=0.3
+        bots=bots, page_size=10, rate_limit=limit, rate_window=SHORT_WINDOW, latency=0.3
     ) as sandbox:
         config = base_config(
             sandbox,
@@ -277,7 +276,7 @@ def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:
         received = sandbox.listing_requests()
     assert result.error is None, result.error
     assert [r.status for r in received if r.status != 200] == []
-    assert _max_in_any_window([r.at for r in received], WINDOW) <= limit
+    assert max_in_any_window([r.at for r in received], SHORT_WINDOW) <= limit
     leads = [r for r in received if r.params["type"] == "lead"]
     assert [r.params["page"] for r in leads[1:]].count("1") > 0, "no page was read ahead"
 
@@ -300,7 +299,7 @@ def test_the_throttle_counts_requests_in_flight_on_every_thread() -> None:
     for thread in threads:
         thread.join()
     assert len(starts) == 20
-    assert _max_in_any_window(sorted(starts), window) <= limit
+    assert max_in_any_window(sorted(starts), window) <= limit
     assert limiter.answer_time is not None
 
 

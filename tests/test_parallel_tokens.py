@@ -16,12 +16,13 @@ from tap_botpenguin.listing.reader import AcceptedPage
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.server import ReceivedRequest
 
-from .conftest import (
+from .helpers import (
     STREAM_TYPES,
     SyncResult,
     fresh_bots,
     own_token_config,
     own_tokens,
+    requests_per_listing,
     run_cli,
     run_in_process,
     tap_at,
@@ -133,11 +134,7 @@ def test_a_run_stopping_error_on_a_worker_stops_the_run_in_one_line(tmp_path: Pa
         started = time.monotonic()
         result = run_cli(own_token_config(sandbox, max_parallel_tokens=4), tmp_path)
         took = time.monotonic() - started
-        website_leads = [
-            r
-            for r in sandbox.listing_requests()
-            if r.params["botId"] == WEBSITE_BOT and r.params["type"] == "lead"
-        ]
+        website_leads = requests_per_listing(sandbox)[WEBSITE_BOT, "lead"]
 
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if "| ERROR " in line]
@@ -145,7 +142,7 @@ def test_a_run_stopping_error_on_a_worker_stops_the_run_in_one_line(tmp_path: Pa
     assert "redirected" in errors[0]
     assert "Traceback" not in result.stderr
     assert not elsewhere.requests
-    assert len(website_leads) < 12, "the other workers went on after the run stopped"
+    assert website_leads < 12, "the other workers went on after the run stopped"
     assert took < 60
 
 

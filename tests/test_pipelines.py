@@ -19,7 +19,7 @@ import pytest
 
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     ROOT,
     STREAM_TYPES,
@@ -27,6 +27,7 @@ from .conftest import (
     dbt_postgres_env,
     fresh_bots,
     postgres_env,
+    requests_per_listing,
 )
 from .marts import assert_marts_match, pg_query
 
@@ -103,9 +104,7 @@ def test_postgres_load_rerun_and_incremental(
     second_started = datetime.now(timezone.utc)
     before = len(sandbox.listing_requests())
     meltano.run("run", "tap-botpenguin", "target-postgres")
-    requested = Counter(
-        (r.params["botId"], r.params["type"]) for r in sandbox.listing_requests()[before:]
-    )
+    requested = requests_per_listing(sandbox, since=before)
     assert requested == {(bot, kind): 1 for bot in ALL_BOTS for kind in STREAM_TYPES.values()}
 
     assert _pg_counts(pg, schema, "chats", "botId") == _expected_per_bot(sandbox, "non-lead")

@@ -17,7 +17,7 @@ from tap_botpenguin.sandbox import (
     Sandbox,
 )
 
-from .conftest import base_config, fail_on_endless_listing, run_in_process
+from .helpers import base_config, fail_on_endless_listing, run_in_process
 
 
 def _get(sandbox: Sandbox, page: int) -> requests.Response:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,11 +23,13 @@ from tap_botpenguin.sandbox import (
     make_inbox,
 )
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     SyncResult,
     base_config,
     fresh_bots,
+    pages_requested,
+    requests_per_listing,
     run_in_process,
     tap_at,
 )
@@ -66,14 +67,6 @@ def _run(
     return result
 
 
-def _lead_pages_requested(sandbox: Sandbox, since: int, bot_id: str = BOT) -> list[int]:
-    return [
-        int(r.params["page"])
-        for r in sandbox.listing_requests()[since:]
-        if (r.params["botId"], r.params["type"]) == (bot_id, "lead")
-    ]
-
-
 def _scan_state(result: SyncResult, stream: str, bot_id: str, key: str = "botId") -> Any:
     partitions = result.final_state["bookmarks"][stream]["partitions"]
     return next(p for p in partitions if p["context"] == {key: bot_id})["scan"]
@@ -83,14 +76,14 @@ def test_a_second_run_reads_only_the_pages_that_changed() -> None:
     with _one_listing(1000) as sandbox:  # 40 pages
         config = _config(sandbox)
         first = _run(sandbox, config, None, NOW)
-        assert _lead_pages_requested(sandbox, 0) == list(range(1, 42))
+        assert pages_requested(sandbox, BOT, "lead") == list(range(1, 42))
         changed = set(sandbox.touch(BOT, "lead", 60))  # the 60 oldest get a new message
         before = len(sandbox.listing_requests())
 
         second = _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
 
         # 60 changes fill pages 1-2 and part of 3, where older records start: 3 requests.
-        assert _lead_pages_requested(sandbox, before) == [1, 2, 3]
+        assert pages_requested(sandbox, BOT, "lead", since=before) == [1, 2, 3]
         emitted = {r["_id"] for r in second.records["leads"]}
         assert changed <= emitted
         assert len(emitted - changed) <= 1  # the record exactly at the bookmark
@@ -138,7 +131,7 @@ def test_an_inversion_read_while_stopping_early_reads_to_the_end_then_full_scans
 
         # Page 1 goes from the new message down to older records, then up again.
         assert f"leads (bot {BOT}): order broken at page 1: reading to the end" in caplog.messages
-        assert _lead_pages_requested(sandbox, before) == list(range(1, 10))
+        assert pages_requested(sandbox, BOT, "lead", since=before) == list(range(1, 10))
         assert set(top + in_place) <= {r["_id"] for r in second.records["leads"]}
         scan = _scan_state(second, "leads", BOT)
         assert scan["newest_first"] is False
@@ -230,7 +223,7 @@ def test_settings_that_make_every_run_a_full_scan(
         with caplog.at_level(logging.INFO):
             _run(sandbox, config, first.final_state, NOW + timedelta(minutes=5))
 
-        assert _lead_pages_requested(sandbox, before) == [1, 2, 3, 4, 5]
+        assert pages_requested(sandbox, BOT, "lead", since=before) == [1, 2, 3, 4, 5]
     assert f"leads bot {BOT}: full scan ({reason})" in caplog.messages
 
 
@@ -246,7 +239,7 @@ def test_start_date_later_than_the_bookmark_is_the_floor_of_an_early_stop() -> N
         second = _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
 
         assert {r["_id"] for r in second.records["leads"]} == set(later)
-        assert _lead_pages_requested(sandbox, before) == [1]
+        assert pages_requested(sandbox, BOT, "lead", since=before) == [1]
 
 
 def test_snake_case_fields_early_stop_on_updated_at() -> None:
@@ -260,7 +253,7 @@ def test_snake_case_fields_early_stop_on_updated_at() -> None:
 
         second = _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
 
-        assert _lead_pages_requested(sandbox, before) == [1]
+        assert pages_requested(sandbox, BOT, "lead", since=before) == [1]
         assert changed <= {r["_id"] for r in second.records["leads"]}
         assert all("updated_at" in r for r in second.records["leads"])
 
@@ -278,11 +271,7 @@ def test_several_bots_with_different_orders_in_one_run(caplog: pytest.LogCapture
 
         second = _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
 
-        requested = Counter(
-            r.params["botId"]
-            for r in sandbox.listing_requests()[before:]
-            if r.params["type"] == "non-lead"
-        )
+        requested = requests_per_listing(sandbox, since=before)
         for bot_id in ALL_BOTS:
             assert changed[bot_id] <= {
                 r["_id"] for r in second.records["chats"] if r["botId"] == bot_id
@@ -290,8 +279,8 @@ def test_several_bots_with_different_orders_in_one_run(caplog: pytest.LogCapture
     verdicts = {bot: _scan_state(first, "chats", bot)["newest_first"] for bot in ALL_BOTS}
     assert verdicts[WEBSITE_BOT] is True
     assert verdicts[WHATSAPP_BOT] is False
-    assert requested[WEBSITE_BOT] == 1
-    assert requested[WHATSAPP_BOT] == sandbox.pages(WHATSAPP_BOT, "non-lead") + 1
+    assert requested[WEBSITE_BOT, "non-lead"] == 1
+    assert requested[WHATSAPP_BOT, "non-lead"] == sandbox.pages(WHATSAPP_BOT, "non-lead") + 1
 
 
 def test_the_scan_state_holds_times_and_verdicts_only() -> None:
@@ -335,5 +324,5 @@ def test_requests_shrink_with_changes_not_with_the_inbox() -> None:
             sandbox.update(BOT, "lead", picked, at=NOW + timedelta(minutes=5))
             before = len(sandbox.listing_requests())
             _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
-            costs.append(len(_lead_pages_requested(sandbox, before)))
+            costs.append(len(pages_requested(sandbox, BOT, "lead", since=before)))
     assert costs == [2, 2]  # 150 changes fill page 1 and half of page 2

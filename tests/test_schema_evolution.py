@@ -17,19 +17,16 @@ from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import (
+from .helpers import (
     ANNOUNCED,
     LEARNED_KINDS,
     STREAM_TYPES,
     SyncResult,
     base_config,
     fresh_bots,
+    logged,
     run_in_process,
 )
-
-
-def _announcements(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if ANNOUNCED in r.getMessage()]
 
 
 def _first_schema_and_record_order(result: SyncResult, stream: str, field: str) -> None:
@@ -63,7 +60,7 @@ def test_new_fields_are_declared_before_their_first_record_with_their_types(
         learned = result.final_state["bookmarks"][stream][STATE_KEY]
         assert {name: schema["type"][0] for name, schema in learned.items()} == LEARNED_KINDS
     # One INFO line per stream, nothing per record.
-    lines = _announcements(caplog)
+    lines = logged(caplog, containing=ANNOUNCED)
     assert len(lines) == len(STREAM_TYPES), lines
     assert all("leadScore (number)" in line and "labels (array)" in line for line in lines)
     assert sum("leadScore" in r.getMessage() for r in caplog.records) == len(STREAM_TYPES)
@@ -85,7 +82,7 @@ def test_the_next_run_declares_learned_fields_first_and_keeps_their_types(
     first_schema = next(m for m in second.messages if m["type"] == "SCHEMA")
     for field, kind in LEARNED_KINDS.items():
         assert first_schema["schema"]["properties"][field]["type"] == [kind, "null"]
-    assert not _announcements(caplog)  # nothing new this run
+    assert not logged(caplog, containing=ANNOUNCED)  # nothing new this run
     by_id = {r["_id"]: r for r in second.records["leads"]}
     assert by_id[odd]["leadScore"] is None
     assert by_id[odd]["invalidFields"] == {"leadScore": '"high"'}
@@ -136,7 +133,7 @@ def test_a_field_seen_only_as_null_waits_for_a_value(caplog: pytest.LogCaptureFi
     assert result.schemas()["leads"]["properties"]["laterField"]["type"] == ["number", "null"]
     assert "laterField" not in result.schemas()["chats"]["properties"]
     _first_schema_and_record_order(result, "leads", "laterField")
-    assert len([line for line in _announcements(caplog) if "laterField" in line]) == 1
+    assert len([line for line in logged(caplog, containing=ANNOUNCED) if "laterField" in line]) == 1
 
 
 def test_snake_case_fields_names_learned_fields_too(undocumented_api: Sandbox) -> None:
@@ -177,7 +174,7 @@ def test_discard_mode_drops_and_names_them(
         assert not set(result.schemas()[stream]["properties"]) & set(UNDOCUMENTED_FIELDS)
         assert all(not set(r) & set(UNDOCUMENTED_FIELDS) for r in result.records[stream])
         assert STATE_KEY not in result.final_state["bookmarks"][stream]
-    lines = _announcements(caplog)
+    lines = logged(caplog, containing=ANNOUNCED)
     assert len(lines) == len(STREAM_TYPES)
     assert all("discarded (undocumented_fields: discard)" in line for line in lines)
 
@@ -214,7 +211,9 @@ def test_a_catalog_picking_properties_one_by_one_does_not_take_new_ones(
     assert result.error is None
     assert all(not set(r) & {*UNDOCUMENTED_FIELDS, "uuid"} for r in result.records["leads"])
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["chats"]["properties"])
-    (leads_line,) = [line for line in _announcements(caplog) if line.startswith("leads")]
+    (leads_line,) = [
+        line for line in logged(caplog, containing=ANNOUNCED) if line.startswith("leads")
+    ]
     assert "the catalog selects this stream's properties one by one" in leads_line
 
 

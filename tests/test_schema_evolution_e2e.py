@@ -21,7 +21,7 @@ from tap_botpenguin.sandbox.undocumented import (
     undocumented_of,
 )
 
-from .conftest import ANNOUNCED, PG, STREAM_TYPES, Meltano, dbt_postgres_env, postgres_env
+from .helpers import ANNOUNCED, PG, STREAM_TYPES, Meltano, dbt_postgres_env, postgres_env
 from .marts import assert_marts_match, duckdb_query, pg_query
 
 pytestmark = pytest.mark.e2e

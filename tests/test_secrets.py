@@ -8,7 +8,7 @@ import pytest
 
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
-from .conftest import base_config, fresh_bots, run_cli
+from .helpers import base_config, fresh_bots, run_cli
 
 CANARY = "canary-9d1f6c2e7a40-SECRET"
 PAGE_2 = {"bot_id": WEBSITE_BOT, "type": "lead", "page": 2}

@@ -6,7 +6,6 @@ where nothing answers) still stop the run at once with their one line.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,15 @@ import pytest
 
 from tap_botpenguin.sandbox import QUIET_BOT, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
-from .conftest import ALL_BOTS, STREAM_TYPES, SyncResult, base_config, run_cli, run_in_process
+from .helpers import (
+    ALL_BOTS,
+    STREAM_TYPES,
+    SyncResult,
+    base_config,
+    closed_port_url,
+    run_cli,
+    run_in_process,
+)
 
 REVOKED = "revoked-token-0123456789abcdef"
 
@@ -187,15 +194,9 @@ def test_a_shared_token_refused_stops_the_run_at_once(tmp_path: Path) -> None:
         assert not result.records
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_an_unreachable_api_url_stops_the_run_at_once(tmp_path: Path) -> None:
     with Sandbox() as sandbox:
-        config = base_config(sandbox, max_retries=2, api_url=f"http://127.0.0.1:{_closed_port()}")
+        config = base_config(sandbox, max_retries=2, api_url=closed_port_url())
 
         result = run_cli(config, tmp_path, timeout=60)
 

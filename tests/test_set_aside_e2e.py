@@ -15,7 +15,7 @@ import pytest
 
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
 
-from .conftest import STREAM_TYPES, Meltano, fresh_bots, postgres_env
+from .helpers import STREAM_TYPES, Meltano, fresh_bots, postgres_env, requests_per_listing
 
 pytestmark = pytest.mark.e2e
 STATE_ID = "dev:tap-botpenguin-to-target-postgres"
@@ -67,8 +67,6 @@ def test_a_listing_set_aside_fails_the_run_and_the_rest_is_loaded(
         for stream, kind in STREAM_TYPES.items():
             assert _loaded(pg, schema, stream) == Counter(sandbox.all_records(kind).keys())
         # From that state: the failed listing read in full, the others one page each.
-        again = Counter(
-            (r.params["botId"], r.params["type"]) for r in sandbox.listing_requests()[before:]
-        )
+        again = requests_per_listing(sandbox, since=before)
         assert again[(WHATSAPP_BOT, "lead")] == sandbox.pages(WHATSAPP_BOT, "lead") + 1
         assert again[(WEBSITE_BOT, "lead")] == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 TARGET_PYTHON = ROOT / ".meltano/loaders/target-snowflake/venv/bin/python"
 

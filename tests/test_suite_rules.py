@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 #: What only an end-to-end test does: run Meltano, or use a plugin Meltano installed.
 RUNS_MELTANO = re.compile(r"\bMeltano\(|\.meltano/|TARGET_PYTHON")

@@ -20,12 +20,13 @@ from tap_botpenguin.sandbox import (
 )
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import (
+from .helpers import (
     ALL_BOTS,
     STREAM_TYPES,
     SyncResult,
     base_config,
     fresh_bots,
+    requests_per_listing,
     run_cli,
     run_in_process,
 )
@@ -163,12 +164,6 @@ def test_state_is_partitioned_by_bot_and_holds_no_secret(sandbox: Sandbox) -> No
     assert SANDBOX_TOKEN not in str(result.states)
 
 
-def _requests_per_listing(sandbox: Sandbox, since: int = 0) -> Counter[tuple[str, str]]:
-    return Counter(
-        (r.params["botId"], r.params["type"]) for r in sandbox.listing_requests()[since:]
-    )
-
-
 def test_second_run_emits_only_what_changed_and_reads_only_the_top(sandbox: Sandbox) -> None:
     first = run_in_process(base_config(sandbox))
     first_requests = len(sandbox.listing_requests())
@@ -186,7 +181,7 @@ def test_second_run_emits_only_what_changed_and_reads_only_the_top(sandbox: Sand
             assert emitted[extra]["updatedAt"] == _bookmark(first, stream, emitted[extra]["botId"])
     # The first run found every listing newest first; the changes sit on page 1 of theirs,
     # so the second run stops after page 1 everywhere: one request per listing.
-    assert _requests_per_listing(sandbox, first_requests) == {
+    assert requests_per_listing(sandbox, since=first_requests) == {
         (bot_id, kind): 1 for bot_id in ALL_BOTS for kind in STREAM_TYPES.values()
     }
 
@@ -201,7 +196,7 @@ def test_scan_mode_full_reads_every_listing_to_the_end_every_run(sandbox: Sandbo
 
     assert second.error is None
     assert touched <= {r["_id"] for r in second.records["leads"]}
-    assert _requests_per_listing(sandbox, first_requests) == {
+    assert requests_per_listing(sandbox, since=first_requests) == {
         (bot_id, kind): sandbox.pages(bot_id, kind) + 1
         for bot_id in ALL_BOTS
         for kind in STREAM_TYPES.values()

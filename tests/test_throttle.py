@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
 
 import pytest
 
 from tap_botpenguin.concurrency.throttle import RateLimiter
 from tap_botpenguin.sandbox import WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
-from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import base_config, fresh_bots, run_in_process
-
-WINDOW = 1.5  # waits of >= 1 s are announced, so they show up in the log
-
-
-class ShortWindowTap(TapBotPenguin):
-    """The real tap with a 1.5 s window instead of 60 s, so the limit is reached quickly."""
-
-    rate_window_seconds: ClassVar[float] = WINDOW
-
-
-def _max_in_any_window(times: list[float], window: float) -> int:
-    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+from .helpers import (
+    SHORT_WINDOW,
+    ShortWindowTap,
+    base_config,
+    fresh_bots,
+    max_in_any_window,
+    run_in_process,
+)
 
 
 def test_limiter_spaces_requests_by_the_window_after_each_finish() -> None:
@@ -67,7 +60,7 @@ def test_the_server_never_sees_more_than_the_limit_and_sends_no_429(
 ) -> None:
     limit = 3
     bots = [b for b in fresh_bots() if b.bot_id in {WEBSITE_BOT, WHATSAPP_BOT}]
-    with Sandbox(bots=bots, page_size=50, rate_limit=limit, rate_window=WINDOW) as server:
+    with Sandbox(bots=bots, page_size=50, rate_limit=limit, rate_window=SHORT_WINDOW) as server:
         # A retried 500 takes a slot like any request.
         server.inject(Fault("status", status=500, bot_id=WHATSAPP_BOT, type="lead", page=1))
         config = base_config(
@@ -86,9 +79,9 @@ def test_the_server_never_sees_more_than_the_limit_and_sends_no_429(
     assert statuses.count(500) == 1
     # Pages of 50 plus one empty page per listing: leads 4+1 and 2+1 (+1 retry), chats 5+1 and 1+1.
     assert len(times) == 17
-    assert _max_in_any_window(times, WINDOW) <= limit
+    assert max_in_any_window(times, SHORT_WINDOW) <= limit
     # 17 requests at 3 per window cannot take less than 5 full windows.
-    assert times[-1] - times[0] >= 5 * WINDOW
+    assert times[-1] - times[0] >= 5 * SHORT_WINDOW
     assert "waiting" in caplog.text
     assert "for the rate limit (requests_per_minute=3)" in caplog.text
 
@@ -99,7 +92,7 @@ def test_the_sandbox_own_rate_window_answers_429_and_the_tap_waits_it_out(
     """Another client on the token: the server's window (3 per 1.5 s) is tighter than the
     tap's allowance, so the sandbox itself answers 429 with `Retry-After`."""
     bots = [b for b in fresh_bots() if b.bot_id == WHATSAPP_BOT]
-    with Sandbox(bots=bots, rate_limit=3, rate_window=WINDOW) as server:
+    with Sandbox(bots=bots, rate_limit=3, rate_window=SHORT_WINDOW) as server:
         config = base_config(server, bots=[{"bot_id": WHATSAPP_BOT}], max_retries=8)
         with caplog.at_level(logging.INFO):
             result = run_in_process(config, tap_class=ShortWindowTap)

@@ -19,7 +19,7 @@ from tap_botpenguin.records.evolution import JSON_COLUMN, STATE_KEY
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.tap import TapBotPenguin
 
-from .conftest import SyncResult, base_config, fresh_bots, run_in_process
+from .helpers import SyncResult, base_config, fresh_bots, logged, run_in_process
 
 Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 LONG = "x" * 63
@@ -38,10 +38,6 @@ def _run(
         result = run_in_process(settings, state=state)
     assert result.error is None, result.error
     return result, sent
-
-
-def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if MOVED in r.getMessage()]
 
 
 def _colliders(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -98,7 +94,7 @@ def test_snake_case_collisions_never_overwrite_documented_or_learned_fields(
     assert bookmark["replication_key_value"] > "2000"
     assert "bot_id" not in result.final_state["bookmarks"]["leads"][STATE_KEY]
     # One WARNING for the run, naming each moved field and why.
-    (line,) = _warnings(caplog)
+    (line,) = logged(caplog, containing=MOVED)
     for name in ("'bot_id'", "'updated_at'", "'is_online'", "'lead_score'", "'Status'", "''"):
         assert name in line, name
     assert "would be documented `isOnline`'s" in line
@@ -126,7 +122,7 @@ def test_case_only_empty_and_long_names_get_no_column_of_their_own(
             f"{LONG}_second": "b",
             "_sdc_deleted_at": "soon",
         }
-    (line,) = _warnings(caplog)
+    (line,) = logged(caplog, containing=MOVED)
     assert "`status`'s (case ignored)" in line
     assert "longer than 63 bytes" in line
 
@@ -179,7 +175,7 @@ def test_state_that_learned_integer_is_widened_to_number(
     assert {r["rating"] for r in result.records["leads"]} == {4.5}
     learned = result.final_state["bookmarks"]["leads"][STATE_KEY]
     assert learned["rating"]["type"] == ["number", "null"]
-    (line,) = [r.getMessage() for r in caplog.records if "learned as integer" in r.getMessage()]
+    (line,) = logged(caplog, containing="learned as integer")
     assert line.startswith("leads: rating learned as integer by an earlier run")
 
 
@@ -229,7 +225,7 @@ def test_max_undocumented_columns_caps_learning(caplog: pytest.LogCaptureFixture
         answer = f"answer_{record['_id']}"
         assert record.get(answer) == "x" or record[JSON_COLUMN] == {answer: "x"}
         assert answer in columns or answer not in record
-    warned = " ".join(_warnings(caplog))
+    warned = " ".join(logged(caplog, containing=MOVED))
     assert "max_undocumented_columns (3) were learned already" in warned
 
 
