@@ -139,11 +139,11 @@ def test_a_later_full_scan_reads_no_page_past_the_end_it_knows() -> None:
 
 
 def _serve_page_4_before_page_3_and_add_a_conversation_between(
-    sandbox: Sandbox,
+    wait: float,
 ) -> tuple[Callable[[Sandbox, ReceivedRequest], None], threading.Event]:
     """A hook: page 3 of the bot's leads (in the first window, which starts at page 2 or, when
-    no page size is known yet, at 3) waits until page 4 was answered; then a conversation
-    arrives at the top, then page 3 is served (once)."""
+    no page size is known yet, at 3) waits until page 4 was answered (at most `wait` seconds);
+    then a conversation arrives at the top, then page 3 is served (once)."""
     happened = threading.Event()
 
     def page_4_answered(request: ReceivedRequest) -> bool:
@@ -154,7 +154,7 @@ def _serve_page_4_before_page_3_and_add_a_conversation_between(
         if params.get("botId") != WEBSITE_BOT or params.get("type") != "lead":
             return
         first_page_3 = params.get("page") == "3" and not happened.is_set()
-        if first_page_3 and live.wait_for_answer(page_4_answered, timeout=10):
+        if first_page_3 and live.wait_for_answer(page_4_answered, timeout=wait):
             live.add(WEBSITE_BOT, "lead", 1, seed="arrived", at=NOW)
             happened.set()
 
@@ -169,14 +169,21 @@ def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_
     window, shows the arrival: the window is dropped and the listing read one page at a time."""
     with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
         existing = {record["_id"] for record in sandbox.listing(WEBSITE_BOT, "lead")}
-        hook, happened = _serve_page_4_before_page_3_and_add_a_conversation_between(sandbox)
-        sandbox.before_answer = hook
         config = base_config(
             sandbox,
             bots=[{"bot_id": WEBSITE_BOT}],
             pages_in_flight=WINDOW_PAGES,
             requests_per_minute=ROOMY,
+            request_timeout=30,
         )
+        # The hook holds page 3's answer while it waits for page 4's: it must give up well
+        # before the tap's request for page 3 times out, or a loaded machine turns the wait
+        # into a ReadTimeout (a 10 s wait against base_config's 5 s failed so). Hence a
+        # roomier request_timeout, and a wait that is a fraction of it.
+        hook, happened = _serve_page_4_before_page_3_and_add_a_conversation_between(
+            wait=config["request_timeout"] / 3
+        )
+        sandbox.before_answer = hook
         with caplog.at_level(logging.INFO):
             result = run_in_process(config, tap_class=tap_at(NOW))
         pages = pages_requested(sandbox, bot_id=None, kind="lead")
@@ -309,6 +316,11 @@ def test_a_stopped_run_does_not_wait_for_the_pages_in_flight(tmp_path: Path) -> 
     hanging, release = threading.Event(), threading.Event()
     in_flight: list[ReceivedRequest] = []
     lock = threading.Lock()
+    settings = {"requests_per_minute": ROOMY, "request_timeout": 100, "max_retries": 1}
+    # The hook holds the window's answers for longer than the tap's request_timeout, so a tap
+    # that waited for its requests would wait out the timeout; "at once" is well under it.
+    hold = settings["request_timeout"] * 1.2
+    at_once = settings["request_timeout"] * 0.3
 
     def hang_the_window(live: Sandbox, request: ReceivedRequest) -> None:
         if request.params.get("type") != "lead" or int(request.params["page"]) < 3:
@@ -317,12 +329,11 @@ def test_a_stopped_run_does_not_wait_for_the_pages_in_flight(tmp_path: Path) -> 
             in_flight.append(request)
             if len(in_flight) >= 2:  # two pages of one listing at once: a window
                 hanging.set()
-        release.wait(timeout=120)
+        release.wait(timeout=hold)
 
     with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
         sandbox.before_answer = hang_the_window
         config = tmp_path / "config.json"
-        settings = {"requests_per_minute": ROOMY, "request_timeout": 100, "max_retries": 1}
         config.write_text(
             json.dumps(base_config(sandbox, bots=[{"bot_id": WEBSITE_BOT}], **settings))
         )
@@ -332,7 +343,7 @@ def test_a_stopped_run_does_not_wait_for_the_pages_in_flight(tmp_path: Path) -> 
             assert hanging.wait(timeout=60), "no window of pages was requested"
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=at_once)
             except subprocess.TimeoutExpired:
                 pytest.fail("the tap did not exit while its window's requests were in flight")
             # It exited while every page of the window was still unanswered.
