@@ -7,6 +7,7 @@ jitter would only blur the `Retry-After` the server asked for.
 from __future__ import annotations
 
 import email.utils
+import math
 from collections.abc import Generator
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -31,9 +32,11 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         return None
     value = value.strip()
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_WAIT)
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # NaN would pass the clamp and make `time.sleep` raise
+        return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_WAIT)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -42,10 +42,19 @@ def _later(*values: str | None) -> str | None:
     return max(present) if present else None
 
 
-def _age(since: str, now: datetime) -> float:
-    """Hours from `since` to `now` (infinite when `since` is unreadable)."""
+def _age(since: str, now: datetime) -> float | None:
+    """Hours from `since` to `now`; None when unreadable or later than `now` by more than
+    `_CLOCK_SLACK` (a clock set back, an edited state): the order then counts as unverified,
+    or periodic full scans would stop until that date."""
     then = parse_datetime(since)
-    return float("inf") if then is None else (now - then).total_seconds() / 3600
+    if then is None:
+        return None
+    hours = (now - then).total_seconds() / 3600
+    return None if hours < -_CLOCK_SLACK else max(hours, 0.0)
+
+
+#: Hours a recorded full scan may lie in the future (clock adjustments) and still count.
+_CLOCK_SLACK = 0.25
 
 
 def _pages(count: int) -> str:
@@ -126,7 +135,8 @@ def plan_scan(
     full_table: bool = False,
 ) -> ScanPlan:
     """Decide the kind of read from the bot's history and the settings."""
-    age = _age(history.last_full_scan_at, now) if history.last_full_scan_at else None
+    recorded = history.last_full_scan_at
+    age = _age(recorded, now) if recorded else None
     why = None
     if full_table:
         why = "full-table replication"
@@ -136,6 +146,8 @@ def plan_scan(
         why = "full_scan_every_hours=0"
     elif bookmark is None:
         why = "no bookmark yet"
+    elif age is None and recorded:
+        why = f"the last full scan's time in the state, {recorded!r}, is unreadable or ahead"
     elif age is None:
         why = "order not verified yet"
     elif not history.newest_first:
