@@ -43,9 +43,11 @@ def _later(*values: str | None) -> str | None:
 
 
 def _age(since: str, now: datetime) -> float | None:
-    """Hours from `since` to `now`; None when unreadable or later than `now` by more than
-    `_CLOCK_SLACK` (a clock set back, an edited state): the order then counts as unverified,
-    or periodic full scans would stop until that date."""
+    """Hours from `since` to `now`; None when unreadable or too far ahead of `now`.
+
+    More than `_CLOCK_SLACK` ahead means a clock set back or an edited state: the order then
+    counts as unverified, or periodic full scans would stop until that date.
+    """
     then = parse_datetime(since)
     if then is None:
         return None

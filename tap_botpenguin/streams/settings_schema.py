@@ -203,3 +203,6 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
 # The SDK's own setting; with full-table replication it makes a mirror
 # (docs/warehouses.md: Deletions).
 CONFIG_JSONSCHEMA["properties"].update(EMIT_ACTIVATE_VERSION_CONFIG["properties"])
+#: The tap's own settings, in order (the SDK appends its built-in ones to the class's schema
+#: when a tap validates its config, so tests and docs take the names from here).
+SETTING_NAMES: tuple[str, ...] = tuple(CONFIG_JSONSCHEMA["properties"])
