@@ -88,3 +88,15 @@ def test_the_architecture_map_names_every_module_of_the_tap() -> None:
     missing += [f"{name}/" for name in packages if f"  {name}/" not in text]
     missing += [f"layer {name}" for name in packages if f"| `{name}` |" not in text]
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_code_path_a_document_names_exists(document: Path) -> None:
+    """A doc that sends the reader to `tap_botpenguin/listing.py` after a move misleads."""
+    named = set(
+        re.findall(
+            r"\b((?:tap_botpenguin|tests|scripts|benchmarks)/[\w/.-]*\w)", document.read_text()
+        )
+    )
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"{document.name} names paths that do not exist: {missing}"
