@@ -10,7 +10,9 @@ ERROR=..` line and, when dbt fails or warns, its per-node ERROR/FAIL/WARN lines 
 report after `Completed with` or `Encountered an error`. When Meltano says a plugin failed
 (`Loader failed`, or a block such as dbt's ended with an error) and that plugin has shown no
 error line of its own, its last lines (up to 40: the end of its traceback) come just before,
-since they say why. dbt's START/OK/PASS line for every model and test, and Meltano's routine
+since they say why. The same when the output ends inside a block (Meltano itself crashed, say
+with a `BrokenPipeError` as a loader died under a writing tap): every plugin of that block that
+has not said why. dbt's START/OK/PASS line for every model and test, and Meltano's routine
 lines, stay in LOG; the last line says so.
 """
 
@@ -108,12 +110,20 @@ class Screen:
             self.recent.clear()
             self.failures.clear()
 
+    def end(self) -> Iterator[str]:
+        """The output ended: inside a block (Meltano broke off), the lines that say why."""
+        for name, recent in self.recent.items():
+            if name not in self.explained:
+                yield from recent
+        self.recent.clear()
+
 
 def shown(lines: Iterable[str]) -> Iterator[str]:
     """The lines of a `meltano run` a person needs, in order."""
     screen = Screen()
     for line in lines:
         yield from screen.feed(line)
+    yield from screen.end()
 
 
 def main() -> None:

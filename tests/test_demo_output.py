@@ -46,6 +46,7 @@ def test_a_failed_loader_shows_its_last_lines_before_meltano_says_so() -> None:
 
 def test_a_loader_that_worked_shows_nothing_of_its_own() -> None:
     healthy = [line for line in FAILED_LOAD if "[error" not in line]
+    healthy.append("2026-11-29T15:48:31Z [info     ] meltano      Block run completed\n")
     assert _messages(list(shown(healthy))) == [
         "tap-botpenguin leads bot 1: full scan (no bookmark yet)",
         "tap-botpenguin WARNING the API sent fields it does not document",
@@ -77,7 +78,8 @@ def test_a_loader_failure_shows_why_on_screen(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "is not a valid DuckDB database file" in run.stderr, run.stderr[-3000:]
     assert "target-duckdb Traceback (most recent call last):" in run.stderr
-    assert run.stderr.index("not a valid DuckDB") < run.stderr.index("Loader failed")
+    if "Loader failed" in run.stderr:  # Meltano may also crash itself (see the test above)
+        assert run.stderr.index("not a valid DuckDB") < run.stderr.index("Loader failed")
     assert "last-run.log" in run.stderr
     assert "This run loaded" not in run.stdout
 
@@ -116,6 +118,22 @@ def test_a_command_that_crashed_shows_its_last_lines() -> None:
         "dbt-duckdb   ModuleNotFoundError: No module named 'x'",
         "meltano      Block run completed",
     ]
+
+
+def test_when_meltano_itself_crashes_mid_block_the_loaders_last_lines_still_show() -> None:
+    """Meltano 4 can die of a BrokenPipeError when a loader fails under a writing tap: no
+    `Loader failed`, no block end; its traceback, then the output ends."""
+    crashed = [
+        *FAILED_LOAD[:9],
+        "2026-11-29T15:48:31Z [info     ] meltano      Traceback (most recent call last):\n",
+        "BrokenPipeError\n",
+    ]
+    on_screen = list(shown(crashed))
+    assert _messages(on_screen[-2:]) == [
+        "target-duckdb     cur.execute(self.create_table_query())",
+        "target-duckdb duckdb.CatalogException: Catalog Error: Column st",
+    ]
+    assert not any("Using systemdb" in line for line in on_screen)
 
 
 def test_a_failed_loaders_lines_that_arrive_after_meltanos_line_still_show() -> None:
