@@ -76,6 +76,11 @@ class TapBotPenguin(SdkTap):
     # --- settings ---------------------------------------------------------------------
     @override
     def prepare_config(self, config: dict[str, Any]) -> None:
+        # An empty value in meltano.yml or the environment arrives as null: the default.
+        defaults = self.config_jsonschema["properties"]
+        for name in [key for key, value in config.items() if value is None]:
+            if "default" in defaults.get(name, {}):
+                del config[name]
         for name in _NUMBERS_AS_TEXT:
             value = config.get(name)
             if isinstance(value, str):

@@ -161,3 +161,73 @@ def test_the_readme_settings_table_renders_as_a_table() -> None:
     ours = list(SETTING_NAMES)
     assert names[: len(ours)] == ours
     assert "stream_maps" in names[len(ours) :]
+
+
+EMPTY_IN_MELTANO_YML = {
+    name: None
+    for name in (
+        "requests_per_minute",
+        "max_parallel_tokens",
+        "pages_in_flight",
+        "request_timeout",
+        "max_retries",
+        "full_scan_every_hours",
+        "max_undocumented_columns",
+        "undocumented_fields",
+        "scan_mode",
+        "snake_case_fields",
+    )
+}
+
+
+def test_settings_left_empty_take_their_defaults(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An empty value in meltano.yml or the environment arrives as null: the default."""
+    usual = run_cli(base_config(sandbox), tmp_path)
+    empty = run_cli({**base_config(sandbox), **EMPTY_IN_MELTANO_YML}, tmp_path)
+
+    assert empty.exit_code == 0, empty.stderr
+    assert "Traceback" not in empty.stderr
+    assert len(empty.records["leads"]) == len(usual.records["leads"]) > 0
+    assert len(empty.records["chats"]) == len(usual.records["chats"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "line"),
+    [
+        (
+            "request_timeout",
+            "inf",
+            "`request_timeout` must be a number of seconds up to 3600, got inf.",
+        ),
+        (
+            "request_timeout",
+            "nan",
+            "`request_timeout` must be a number of seconds up to 3600, got nan.",
+        ),
+        (
+            "request_timeout",
+            1e12,
+            "`request_timeout` must be a number of seconds up to 3600, got 1e+12.",
+        ),
+        (
+            "full_scan_every_hours",
+            "nan",
+            "`full_scan_every_hours` must be a number of hours up to 8784, got nan.",
+        ),
+        (
+            "full_scan_every_hours",
+            "1e9",
+            "`full_scan_every_hours` must be a number of hours up to 8784, got 1e+09.",
+        ),
+    ],
+)
+def test_special_numbers_are_refused_in_one_line(
+    sandbox: Sandbox, tmp_path: Path, setting: str, value: object, line: str
+) -> None:
+    """`inf` overflowed the request deadline, `nan` switched periodic full scans off."""
+    result = run_cli(base_config(sandbox, **{setting: value}), tmp_path)
+
+    assert result.exit_code == 1
+    assert line in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not sandbox.listing_requests()

@@ -7,6 +7,9 @@ the SDK's validator, numbers that arrive as text from the environment or Meltano
 
 from __future__ import annotations
 
+import decimal
+import math
+import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,9 +94,31 @@ def setting_problems(config: Mapping[str, Any]) -> list[str]:
         )
     problems += token_problems(config)
     problems += api_url_problems(config.get("api_url"))
+    problems += _number_problems(config)
     start_date = config.get("start_date")
     if start_date is not None and parse_datetime(start_date) is None:
         problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")
+    return problems
+
+
+#: Number settings and the largest value that makes sense (`inf`, `nan`, 1e12 would overflow
+#: the clocks and timers they feed, or switch a safeguard off).
+NUMBER_LIMITS = {
+    "request_timeout": (3600.0, "seconds"),
+    "full_scan_every_hours": (24.0 * 366, "hours"),
+}
+
+
+def _number_problems(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for name, (most, unit) in NUMBER_LIMITS.items():
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
+            continue  # absent, or refused by the JSON Schema already (a config file's
+            # numbers may arrive as Decimal)
+        number = float(value)
+        if not math.isfinite(number) or number > most:
+            problems.append(f"`{name}` must be a number of {unit} up to {most:g}, got {number:g}.")
     return problems
 
 
