@@ -229,3 +229,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_stopped_run_writes_its_state_and_does_not_report_success(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A scheduler that stops a run at its time limit must not record a success."""
+    with Sandbox(bots=fresh_bots(), rate_limit=None, latency=0.05) as sandbox:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(base_config(sandbox)))
+        command = [sys.executable, "-m", "tap_botpenguin", "--config", str(config)]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # stop it once records flow
+            lines.append(line)
+            if '"type":"RECORD"' in line.replace(" ", ""):
+                break
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    lines += out.splitlines(keepends=True)
+    messages = [json.loads(line) for line in lines if line.startswith("{")]
+
+    assert process.returncode == 128 + sig
+    assert messages[-1]["type"] == "STATE"
+    assert f"stopped by {sig.name}: the last STATE covers every record sent" in err
+    assert "Traceback" not in err

@@ -6,11 +6,14 @@ upgrade starts here: when one breaks, the rest of the tap does not know about it
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
 import sys
 from collections.abc import Callable, Generator
 from datetime import datetime, timezone
 from functools import cached_property
+from types import FrameType
 from typing import Any
 
 from singer_sdk import Stream, Tap
@@ -174,6 +177,24 @@ class SdkTap(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: the SDK's last STATE, then exit 128 + the signal, not 0.
+
+        The SDK's handler (0.54.9, 0.55.0b7: `Tap._handle_termination`, a private signal
+        handler) writes the state and exits 0, so a scheduler that stopped a run at its time
+        limit would record a success.
+        """
+        with contextlib.suppress(SystemExit):
+            super()._handle_termination(signum, frame)
+        self.logger.warning(
+            "stopped by %s: the last STATE covers every record sent; the next run goes on "
+            "from there (exit code %d)",
+            signal.Signals(signum).name,
+            128 + signum,
+        )
+        raise SystemExit(128 + signum)
 
     def prepare_config(self, config: dict[str, Any]) -> None:
         """Change the config before it is validated (pasted whitespace, numbers as text)."""
