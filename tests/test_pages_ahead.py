@@ -265,6 +265,48 @@ def test_a_page_read_ahead_that_fails_for_good_fails_as_one_at_a_time(
     assert _output(runs[WINDOW_PAGES]) == _output(runs[1])
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", status=503, page=4, times=None, bot_id=WEBSITE_BOT, type="lead"),
+        Fault(
+            "redirect",
+            status=302,
+            location="https://elsewhere.example",
+            page=4,
+            times=None,
+            bot_id=WEBSITE_BOT,
+            type="lead",
+        ),
+    ],
+    ids=["503 every time", "redirect to another host"],
+)
+def test_a_page_read_ahead_is_tried_and_fails_exactly_as_one_at_a_time(fault: Fault) -> None:
+    """A window's page whose retries are spent is not asked for again in turn (that retried
+    it twice over), and an error that stops a listing read alone stops it read ahead."""
+    runs = {}
+    for in_flight in (1, WINDOW_PAGES):
+        with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
+            sandbox.inject(fault)
+            config = base_config(
+                sandbox, pages_in_flight=in_flight, requests_per_minute=ROOMY, max_retries=3
+            )
+            result = run_in_process(config, tap_class=tap_at(NOW))
+            runs[in_flight] = (result, pages_requested(sandbox, WEBSITE_BOT, "lead"))
+
+    (alone, alone_asked), (ahead, ahead_asked) = runs[1], runs[WINDOW_PAGES]
+    assert max(ahead_asked) > 4  # page 4 was read in a window
+    assert ahead_asked.count(4) == alone_asked.count(4)
+    assert alone.error is not None
+    assert str(ahead.error) == str(alone.error)
+    assert _output_with_error(ahead) == _output_with_error(alone)
+
+
+def _output_with_error(result: SyncResult) -> list[Any]:
+    result.error = None
+    return _output(result)
+
+
 def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:
     """Several requests in flight share the token's throttle: never more than the limit in any
     window, at the server; the sandbox enforces the same limit and answers no 429."""

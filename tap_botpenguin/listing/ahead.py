@@ -129,6 +129,9 @@ class PagesAhead:
         self._logger = logger
         self._head: Head | None = None
         self._ready: dict[int, Page] = {}
+        #: A page of a window that failed for good (its retries spent on a window's thread):
+        #: raised when its turn comes, never asked for again.
+        self._failed: dict[int, BaseException] = {}
         self._windows: WindowSender | None = None
         self._off = most <= 1
         #: The tap's seconds per page between two answers (averaged), and since when.
@@ -144,6 +147,9 @@ class PagesAhead:
         if self._handed_at is not None:
             took = now - self._handed_at
             self._work = took if self._work is None else 0.8 * self._work + 0.2 * took
+        failed = self._failed.pop(number, None)
+        if failed is not None:
+            raise failed  # as it would have been read one at a time, after the same retries
         ready = self._ready.pop(number, None)
         if ready is not None and not self._in_order():
             ready = None  # the window's check assumed changes enter at the top: not so
@@ -201,8 +207,15 @@ class PagesAhead:
             raise answer  # the listing's error, as one at a time
         if not answer.records:  # the listing ends here: the rest is past its end
             return answer
-        if any(isinstance(later, BaseException) for later in answers[1:]):
-            self._stop(f"a page read ahead (pages {first}+) failed", first + 1)  # asked again
+        later: list[Page] = []
+        for offset, page in enumerate(answers[1:], start=1):
+            if isinstance(page, BaseException):
+                # Its retries are spent: the listing stops there, as one at a time. The pages
+                # after it are never reached.
+                self._failed[first + offset] = page
+                break
+            later.append(page)
+        if not later:
             return answer
         check = self._sender.send(1)  # every page of the window was answered: look again
         head = head_of(check)
@@ -211,9 +224,8 @@ class PagesAhead:
             arrived = "conversations arrived at the top of the listing while pages"
             self._stop(f"{arrived} {first}+ were read ahead", first + 1)
             return answer
-        for offset, later in enumerate(answers[1:], start=1):
-            assert not isinstance(later, BaseException)  # checked above
-            self._ready[first + offset] = later
+        for offset, page in enumerate(later, start=1):
+            self._ready[first + offset] = page
         return answer
 
     def _stop(self, why: str, page: int) -> None:
