@@ -25,7 +25,14 @@ import pytest
 
 from tap_botpenguin.concurrency.throttle import RateLimiter
 from tap_botpenguin.config.settings import DEFAULT_PAGES_IN_FLIGHT
-from tap_botpenguin.sandbox import PAST_END, WEBSITE_BOT, WHATSAPP_BOT, Fault, Sandbox
+from tap_botpenguin.sandbox import (
+    PAST_END,
+    WEBSITE_BOT,
+    WHATSAPP_BOT,
+    Fault,
+    ResponseCache,
+    Sandbox,
+)
 from tap_botpenguin.sandbox.server import ReceivedRequest
 
 from .helpers import (
@@ -36,6 +43,7 @@ from .helpers import (
     SyncResult,
     base_config,
     fresh_bots,
+    logged,
     max_in_any_window,
     pages_asked,
     pages_requested,
@@ -305,6 +313,42 @@ def test_a_page_read_ahead_is_tried_and_fails_exactly_as_one_at_a_time(fault: Fa
 def _output_with_error(result: SyncResult) -> list[Any]:
     result.error = None
     return _output(result)
+
+
+def test_every_request_asks_caches_for_a_fresh_answer() -> None:
+    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
+        result = run_in_process(base_config(sandbox))
+    assert result.error is None
+    headers = [request.headers for request in sandbox.listing_requests()]
+    assert headers
+    assert all(
+        h.get("cache-control") == "no-cache" and h.get("pragma") == "no-cache" for h in headers
+    )
+
+
+def test_a_compliant_cache_never_answers_the_tap() -> None:
+    cache = ResponseCache(60, honours_no_cache=True)
+    output, asked = _run(WINDOW_PAGES, {"page_size": 10, "cache": cache})
+    assert output == _run(1, {"page_size": 10})[0]
+    assert cache.hits == 0
+    assert any(pages.count(1) > 1 for pages in asked.values())  # windows were confirmed
+
+
+def test_pages_read_ahead_through_a_cache_that_ignores_no_cache_go_one_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A gateway answering the page-1 check with the copy it holds would hide arrivals: the
+    check does not count, and the listing is read one page at a time from there."""
+    one_output, _ = _run(1, {"page_size": 10})
+    cache = ResponseCache(60, honours_no_cache=False)
+    with caplog.at_level(logging.INFO):
+        cached_output, _ = _run(WINDOW_PAGES, {"page_size": 10, "cache": cache})
+
+    assert cache.hits > 0
+    assert cached_output == one_output
+    fallbacks = logged(caplog, containing="an answer came from a cache")
+    assert fallbacks
+    assert all("reading one page at a time" in line for line in fallbacks)
 
 
 def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:

@@ -126,6 +126,10 @@ class PageClient:
         self._headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            # Never a stored copy: a cache answering the page-1 check of pages read ahead
+            # with the page it holds would hide arrivals (`Pragma` for HTTP/1.0 proxies).
+            "Cache-Control": "no-cache",
+            "Pragma": "no-cache",
             **endpoint.headers,
         }
         self._traffic = Traffic()

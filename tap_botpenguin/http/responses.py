@@ -12,7 +12,7 @@ API quirks absorbed here (docs/contract.md, "Errors" and "End of a listing"):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
@@ -45,12 +45,34 @@ class Page(NamedTuple):
 
     `scrub_strings`: the body holds NULs or undecodable bytes, so its strings need cleaning.
     `past_end`: the 4xx status with which the API said there is no such page.
+    `cached`: a cache between the tap and the API says it served this copy (`served_from_cache`).
     """
 
     number: int
     records: list[dict[str, Any]]
     scrub_strings: bool = False
     past_end: int | None = None
+    cached: bool = False
+
+
+#: Headers caches and CDNs add to what they served from their store, and the values saying so.
+_CACHE_STATUS_HEADERS = ("X-Cache", "X-Cache-Status", "CF-Cache-Status", "X-Proxy-Cache")
+_CACHE_HITS = ("HIT", "STALE", "UPDATING", "REVALIDATED")
+
+
+def served_from_cache(headers: Mapping[str, str]) -> bool:
+    """Whether a cache says it answered from its store (RFC 9111 `Age`, common HIT headers).
+
+    The tap asks for `no-cache`; a cache that ignores it would answer the page-1 check of
+    pages read ahead with the copy it holds, and the check would see no arrivals.
+    """
+    age = headers.get("Age", "").strip()
+    if age and age != "0":
+        return True
+    return any(
+        any(hit in headers.get(name, "").upper() for hit in _CACHE_HITS)
+        for name in _CACHE_STATUS_HEADERS
+    )
 
 
 class RetriableError(Exception):
@@ -153,7 +175,7 @@ class ResponseReader:
             raise MalformedPageError(
                 self.describe(response, "`data` holds non-object items"), response
             )
-        return Page(number, data, scrub)
+        return Page(number, data, scrub, cached=served_from_cache(response.headers))
 
     def _error(self, code: int, response: requests.Response) -> Page:
         """A 4xx (or envelope error): past the end of the listing, or fatal."""

@@ -218,6 +218,10 @@ class PagesAhead:
         if not later:
             return answer
         check = self._sender.send(1)  # every page of the window was answered: look again
+        if check.cached or any(page.cached for page in later):
+            why = "an answer came from a cache (its Age or cache-status header says so), so"
+            self._stop(f"{why} page 1 cannot confirm pages {first}+", first + 1)
+            return answer
         head = head_of(check)
         if head != self._head:
             self._head = head

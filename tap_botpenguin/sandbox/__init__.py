@@ -1,5 +1,6 @@
 """A faithful local BotPenguin API for tests, the demo and benchmarks (never used by the tap)."""
 
+from tap_botpenguin.sandbox.cache import ResponseCache
 from tap_botpenguin.sandbox.data import (
     QUIET_BOT,
     SANDBOX_CUSTOMER,
@@ -27,6 +28,7 @@ __all__ = [
     "Bot",
     "Fault",
     "ReceivedRequest",
+    "ResponseCache",
     "Sandbox",
     "data_epoch",
     "default_bots",

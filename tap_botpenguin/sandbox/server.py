@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tap_botpenguin.sandbox.cache import ResponseCache
 from tap_botpenguin.sandbox.data import Bot, default_bots
 from tap_botpenguin.sandbox.faults import KINDS, LISTING_PATH, PAST_END, Fault, ReceivedRequest
 from tap_botpenguin.sandbox.inbox import PAGE_BOUND, Inboxes
@@ -47,6 +48,7 @@ class Sandbox(Inboxes):
     listing at once instead of letting it loop until a timeout (`overran` counts them).
     `before_answer` is like `before_request`, with the request (to act on one page's serving);
     `wait_for_answer` waits until a request is answered (to serve pages in a chosen order).
+    `cache` puts a response cache in front of the API (`cache.ResponseCache`).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Sandbox(Inboxes):
         before_answer: Callable[[Sandbox, ReceivedRequest], None] | None = None,
         page_bound: int = PAGE_BOUND,
         latency: float = 0.0,
+        cache: ResponseCache | None = None,
     ) -> None:
         super().__init__(default_bots() if bots is None else bots, order, page_size)
         if past_end not in PAST_END:
@@ -79,6 +82,8 @@ class Sandbox(Inboxes):
         self.page_bound = page_bound
         #: Seconds every listing request waits before it is answered (a slow API).
         self.latency = latency
+        #: A response cache between the tap and the API (`cache.ResponseCache`), if any.
+        self.cache = cache
         self.faults: list[Fault] = []
         self.requests: list[ReceivedRequest] = []
         self._served_at: dict[str, deque[float]] = defaultdict(deque)
@@ -243,6 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
                 _envelope(None, success=False, message="Not Found", code=404),
             )
             return
+        cached = None if sandbox.cache is None else sandbox.cache.lookup(self.path, headers)
+        if cached is not None:  # the cache answers: the API never sees the request
+            self._reply(received, HTTPStatus.OK, *cached)
+            return
         if sandbox.latency:
             sandbox._stopping.wait(sandbox.latency)
         if sandbox.before_request is not None:
@@ -283,7 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             status, body = sandbox.answer(params["botId"], params["type"], int(params["page"]))
-            self._reply(received, status, body)
+            if sandbox.cache is not None and status == HTTPStatus.OK:
+                sandbox.cache.store(self.path, body)
+            self._reply(received, status, body, {"X-Cache": "MISS"} if sandbox.cache else None)
 
     def _misbehave(
         self, received: ReceivedRequest, fault: Fault, params: dict[str, str], problem: str | None
