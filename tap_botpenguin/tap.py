@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -67,7 +68,8 @@ class TapBotPenguin(SdkTap):
         redacting = RedactingFilter(list(self.settings.secrets))
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
-        quiet_metrics(self.metrics_logger)
+        # The SDK's documented logging configuration (a dictConfig file) is the user's say.
+        quiet_metrics(self.metrics_logger, user_configured="SINGER_SDK_LOG_CONFIG" in os.environ)
 
     def now(self) -> datetime:
         """The current time (tests override it to simulate runs hours apart)."""

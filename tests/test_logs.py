@@ -64,6 +64,24 @@ def test_a_faulty_run_still_shows_its_warnings(sandbox: Sandbox, tmp_path: Path)
     assert "retrying in 1.0 s (attempt 1 of 3)" in warnings[0]
 
 
+def test_metrics_follow_the_users_logging_configuration(sandbox: Sandbox, tmp_path: Path) -> None:
+    """SINGER_SDK_LOG_CONFIG, the SDK's documented way, asks for METRIC lines at INFO."""
+    log_config = tmp_path / "logging.yaml"
+    log_config.write_text(
+        "version: 1\n"
+        "disable_existing_loggers: false\n"
+        "handlers:\n"
+        "  metrics: {class: logging.StreamHandler, stream: ext://sys.stderr}\n"
+        "loggers:\n"
+        "  singer_sdk.metrics: {level: INFO, handlers: [metrics], propagate: false}\n"
+    )
+    result = run_cli(base_config(sandbox), tmp_path, env={"SINGER_SDK_LOG_CONFIG": str(log_config)})
+
+    assert result.exit_code == 0, result.stderr
+    durations = [line for line in result.stderr.splitlines() if '"http_request_duration"' in line]
+    assert len(durations) == len(sandbox.listing_requests())
+
+
 def test_debug_brings_back_metrics_and_the_sdk_detail(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run_cli(base_config(sandbox), tmp_path, env={"TAP_BOTPENGUIN_LOGLEVEL": "debug"})
 

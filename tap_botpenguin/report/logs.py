@@ -71,7 +71,11 @@ def quiet_routine_lines(routine: RoutineToDebug, *loggers: AnyLogger) -> None:
             target.addFilter(routine)
 
 
-def quiet_metrics(metrics_logger: logging.Logger) -> None:
-    """METRIC lines only when the plugin's log level is DEBUG."""
-    if metrics_logger.level > logging.DEBUG:
+def quiet_metrics(metrics_logger: logging.Logger, *, user_configured: bool) -> None:
+    """METRIC lines only when the plugin's log level is DEBUG, unless configured by the user.
+
+    With `SINGER_SDK_LOG_CONFIG` (the SDK's logging configuration file) the metrics logger is
+    the user's to set, and monitoring that reads METRIC lines gets them.
+    """
+    if not user_configured and metrics_logger.level > logging.DEBUG:
         metrics_logger.setLevel(logging.WARNING)
