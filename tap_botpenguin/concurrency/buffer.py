@@ -1,12 +1,19 @@
 """A listing's pages between the worker that reads them and the main thread that emits them.
 
-A few pages wait in memory, the rest in a temporary file (msgpack), so memory stays flat
-whatever the main thread's pace. The main thread's work per page (`Pace`) tells the workers'
-pages ahead (`listing.ahead`) whether reading faster would help at all.
+A few pages wait in memory, the rest in a temporary file (msgpack). One `SpillBudget` per run
+bounds what all listings keep: pages in memory before spilling, open temporary files (a
+share of the descriptor limit), bytes on disk. Past the files or bytes, or when the temporary
+directory is full or unwritable, pages stay in memory: spilling is an optimisation, never a
+reason to fail. (Workers do not wait for the main thread: memory is not bounded in the number
+of tokens yet.) The main thread's work per page (`Pace`) tells the workers' pages ahead
+(`listing.ahead`) whether reading faster would help at all.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import resource
 import struct
 import tempfile
 import threading
@@ -24,6 +31,9 @@ from tap_botpenguin.listing.reader import AcceptedPage
 #: Pages of one listing kept in memory before the next ones go to its temporary file.
 PAGES_IN_MEMORY = 2
 _LENGTH = struct.Struct("<I")
+_LOGGER = logging.getLogger("tap-botpenguin")
+#: A page spilled to disk: (offset, length) in its listing's temporary file.
+_Spilled = tuple[int, int]
 
 
 @dataclass
@@ -56,66 +66,141 @@ class Pace:
         self.per_page = seconds if last is None else 0.8 * last + 0.2 * seconds
 
 
-class PageBuffer:
-    """One listing's finished pages, in order; the oldest `in_memory` in memory."""
+class SpillBudget:
+    """What pages read ahead but not yet emitted may hold, across every listing of a run.
 
-    def __init__(self, in_memory: int = PAGES_IN_MEMORY) -> None:
+    `pages_in_memory` before pages spill (each listing at most `PAGES_IN_MEMORY`),
+    `open_files` temporary files (default: a quarter of the process's descriptor limit, at
+    most 128: sockets need the rest), `bytes_on_disk`. One condition guards every buffer of
+    the run (any thread).
+    """
+
+    def __init__(
+        self,
+        pages_in_memory: int = 64,
+        open_files: int | None = None,
+        bytes_on_disk: int = 2**30,
+    ) -> None:
+        if open_files is None:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            open_files = 128 if soft == resource.RLIM_INFINITY else max(1, min(128, soft // 4))
+        self.pages_in_memory = pages_in_memory
+        self.open_files = open_files
+        self.bytes_on_disk = bytes_on_disk
+        self.changed = threading.Condition()
+        self.memory = self.files = self.bytes = 0
+        #: Why temporary files cannot be used (a full or unwritable directory), once known.
+        self.disk_failed: str | None = None
+
+    def disk_fails(self, error: OSError) -> None:
+        """(Lock held.) Spilling is an optimisation: from now on pages are kept in memory."""
+        if self.disk_failed is None:
+            where = tempfile.tempdir or os.environ.get("TMPDIR") or "the system's default"
+            self.disk_failed = f"{error.strerror or error} (temporary directory: {where})"
+            _LOGGER.warning(
+                "the temporary directory cannot take pages read ahead: %s; they are kept in "
+                "memory instead (nothing is lost; set TMPDIR to a roomier place to keep "
+                "memory low)",
+                self.disk_failed,
+            )
+
+
+class PageBuffer:
+    """One listing's finished pages, in order: in memory, or spilled to its temporary file."""
+
+    def __init__(self, budget: SpillBudget | None = None, in_memory: int = PAGES_IN_MEMORY) -> None:
+        self._budget = budget or SpillBudget()
         self._in_memory = in_memory
-        self._ready = threading.Condition()
-        self._pages: deque[AcceptedPage] = deque()
+        self._items: deque[AcceptedPage | _Spilled] = deque()
+        self._held_in_memory = 0
         self._file: IO[bytes] | None = None
-        self._written = self._read = 0  # bytes written to and read from the file
+        self._written = 0  # bytes written to the file
         self._end: Outcome | None = None
+        self._closed = False
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(AcceptedPage)
         #: Where the main thread's work on these pages is counted (`Schedule` sets it).
         self.pace: Pace | None = None
 
     def put(self, page: AcceptedPage) -> None:
-        """On a worker: a page read; to the file once the memory's share is full (in order)."""
-        with self._ready:
-            if self._written == self._read and len(self._pages) < self._in_memory:
-                self._pages.append(page)
-            else:
-                if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="tap-botpenguin-")  # noqa: SIM115
-                data = self._encoder.encode(page)
-                self._file.seek(self._written)
-                self._file.write(_LENGTH.pack(len(data)) + data)
-                self._written += _LENGTH.size + len(data)
-            self._ready.notify_all()
+        """On a worker: a page read, kept in order: in memory, else spilled, else in memory.
+
+        Never waits: a worker waiting for the main thread could hold the very listing the
+        main thread waits for (a worker reads its token's listings in turn), so past the
+        budget's files or bytes, or on a failing disk, the page stays in memory.
+        """
+        budget = self._budget
+        with budget.changed:
+            if self._closed:
+                return
+            fits = self._held_in_memory < self._in_memory
+            if not (fits and budget.memory < budget.pages_in_memory) and self._spill(
+                self._encoder.encode(page)
+            ):
+                budget.changed.notify_all()
+                return
+            self._items.append(page)
+            self._held_in_memory += 1
+            budget.memory += 1
+            budget.changed.notify_all()
+
+    def _spill(self, data: bytes) -> bool:
+        """(Lock held.) `data` to the file, if the budget and the disk allow."""
+        budget = self._budget
+        if budget.disk_failed is not None or budget.bytes + len(data) > budget.bytes_on_disk:
+            return False
+        try:
+            if self._file is None:
+                if budget.files >= budget.open_files:
+                    return False
+                self._file = tempfile.TemporaryFile(prefix="tap-botpenguin-")  # noqa: SIM115
+                budget.files += 1
+            self._file.seek(self._written)
+            self._file.write(_LENGTH.pack(len(data)) + data)
+            self._file.flush()
+        except OSError as error:  # full, read-only, gone: the page waits in memory instead
+            budget.disk_fails(error)
+            return False
+        self._items.append((self._written, len(data)))
+        self._written += _LENGTH.size + len(data)
+        budget.bytes += len(data)
+        return True
 
     def end(self, outcome: Outcome) -> None:
         """On a worker: no more pages; the listing ended as `outcome` says."""
-        with self._ready:
+        with self._budget.changed:
             self._end = outcome
-            self._ready.notify_all()
+            self._budget.changed.notify_all()
 
     def _take(self) -> AcceptedPage | Outcome:
-        with self._ready:
+        budget = self._budget
+        with budget.changed:
             while True:
-                if self._pages:
-                    return self._pages.popleft()
-                if self._read < self._written:
+                if self._items:
+                    item = self._items.popleft()
+                    budget.changed.notify_all()
+                    if isinstance(item, AcceptedPage):
+                        self._held_in_memory -= 1
+                        budget.memory -= 1
+                        return item
+                    offset, length = item
                     assert self._file is not None
-                    self._file.seek(self._read)
-                    (length,) = _LENGTH.unpack(self._file.read(_LENGTH.size))
-                    page = self._decoder.decode(self._file.read(length))
-                    self._read += _LENGTH.size + length
-                    return page
+                    self._file.seek(offset + _LENGTH.size)
+                    budget.bytes -= length
+                    return self._decoder.decode(self._file.read(length))
                 if self._end is not None:
                     return self._end
-                self._ready.wait()
-
-    @property
-    def heard(self) -> tuple[int, bool] | None:
-        """What the run had heard from the API when the listing failed (see `Outcome`)."""
-        return None if self._end is None else self._end.heard
+                budget.changed.wait()
 
     @property
     def leftover(self) -> Traffic:
         """Once ended: what the listing's requests no page carried cost (else nothing)."""
         return Traffic() if self._end is None else self._end.leftover
+
+    @property
+    def heard(self) -> tuple[int, bool] | None:
+        """What the run had heard from the API when the listing failed (see `Outcome`)."""
+        return None if self._end is None else self._end.heard
 
     def pages(self) -> Iterator[AcceptedPage]:
         """On the main thread: the pages in order; then the listing's error, if any."""
@@ -134,9 +219,19 @@ class PageBuffer:
             self.close()
 
     def close(self) -> None:
-        """Drop what is left (the temporary file too)."""
-        with self._ready:
-            self._pages.clear()
+        """Drop what is left (the temporary file too); a waiting worker moves on (any thread)."""
+        budget = self._budget
+        with budget.changed:
+            self._closed = True
+            for item in self._items:
+                if isinstance(item, AcceptedPage):
+                    budget.memory -= 1
+                else:
+                    budget.bytes -= item[1]
+            self._items.clear()
+            self._held_in_memory = 0
             if self._file is not None:
                 self._file.close()
                 self._file = None
+                budget.files -= 1
+            budget.changed.notify_all()

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from tap_botpenguin.concurrency.buffer import Outcome, Pace, PageBuffer
+from tap_botpenguin.concurrency.buffer import Outcome, Pace, PageBuffer, SpillBudget
 from tap_botpenguin.listing.plan import BotRead
 from tap_botpenguin.report.errors import ListingError
 
@@ -71,7 +71,9 @@ class Schedule:
         def consumer_work() -> float | None:  # the main thread's work per page of one token
             return None if pace.per_page is None else pace.per_page * sharing
 
+        budget = SpillBudget()  # what every listing read ahead may hold, in all
         for job in jobs:
+            job.buffer = PageBuffer(budget)
             job.buffer.pace = pace
             job.read.reader.ahead.consumer_work = consumer_work
         for thread in self._threads:
