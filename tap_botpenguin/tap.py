@@ -26,7 +26,7 @@ from tap_botpenguin.config.settings import Settings, secrets_of, setting_problem
 from tap_botpenguin.listing.ending import PageSizes
 from tap_botpenguin.listing.scan import SCAN_STATE_KEY
 from tap_botpenguin.report.errors import BotPenguinError
-from tap_botpenguin.report.logs import quiet_metrics, quiet_routine_lines
+from tap_botpenguin.report.logs import configures_metrics, quiet_metrics, quiet_routine_lines
 from tap_botpenguin.report.redaction import RedactingFilter, redact
 from tap_botpenguin.run.context import Run, known_page_size
 from tap_botpenguin.streams import ChatsStream, LeadsStream
@@ -69,7 +69,8 @@ class TapBotPenguin(SdkTap):
         for handler in logging.getLogger().handlers:
             handler.addFilter(redacting)
         # The SDK's documented logging configuration (a dictConfig file) is the user's say.
-        quiet_metrics(self.metrics_logger, user_configured="SINGER_SDK_LOG_CONFIG" in os.environ)
+        configured = configures_metrics(os.environ.get("SINGER_SDK_LOG_CONFIG"))
+        quiet_metrics(self.metrics_logger, user_configured=configured)
 
     def now(self) -> datetime:
         """The current time (tests override it to simulate runs hours apart)."""

@@ -23,8 +23,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
 
 #: The SDK's stream loggers are `Logger`s up to 0.54 and `LoggerAdapter`s from 0.55.
+#: The SDK's logger of METRIC lines.
+METRICS_LOGGER = "singer_sdk.metrics"
 AnyLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 _ROUTINE = (
@@ -71,11 +76,27 @@ def quiet_routine_lines(routine: RoutineToDebug, *loggers: AnyLogger) -> None:
             target.addFilter(routine)
 
 
+def configures_metrics(log_config: str | None) -> bool:
+    """Whether the SDK's logging configuration file sets the `singer_sdk.metrics` logger.
+
+    `log_config` is `SINGER_SDK_LOG_CONFIG`; Meltano always passes a file of its own, which
+    does not name it.
+    """
+    if not log_config:
+        return False
+    try:
+        config = yaml.safe_load(Path(log_config).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # the SDK says so itself
+    loggers = config.get("loggers") if isinstance(config, dict) else None
+    return isinstance(loggers, dict) and METRICS_LOGGER in loggers
+
+
 def quiet_metrics(metrics_logger: logging.Logger, *, user_configured: bool) -> None:
     """METRIC lines only when the plugin's log level is DEBUG, unless configured by the user.
 
-    With `SINGER_SDK_LOG_CONFIG` (the SDK's logging configuration file) the metrics logger is
-    the user's to set, and monitoring that reads METRIC lines gets them.
+    When the user's logging configuration sets the metrics logger (`configures_metrics`), it
+    is theirs, and monitoring that reads METRIC lines gets them.
     """
     if not user_configured and metrics_logger.level > logging.DEBUG:
         metrics_logger.setLevel(logging.WARNING)
