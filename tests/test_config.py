@@ -231,3 +231,14 @@ def test_special_numbers_are_refused_in_one_line(
     assert line in result.stderr
     assert "Traceback" not in result.stderr
     assert not sandbox.listing_requests()
+
+
+def test_a_bots_entry_with_an_empty_bot_id_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    """It was accepted, then set aside as "chats (bot )" after its requests failed."""
+    bots = [{"bot_id": WEBSITE_BOT}, {"bot_id": "  "}]
+    result = run_cli(base_config(sandbox, bots=bots), tmp_path)
+
+    assert result.exit_code == 1
+    assert "`bots` entry 2 has an empty `bot_id`." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not sandbox.listing_requests()

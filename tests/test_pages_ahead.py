@@ -351,6 +351,27 @@ def test_pages_read_ahead_through_a_cache_that_ignores_no_cache_go_one_at_a_time
     assert all("reading one page at a time" in line for line in fallbacks)
 
 
+def test_windows_are_announced_once_and_an_empty_page_before_records_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The person watching learns when windows start; an empty page inside a window whose
+    later pages held records ends the listing (as one at a time) and says so."""
+    empty = Fault("data", page=4, times=None, bot_id=WEBSITE_BOT, type="lead")
+    empty.transform = lambda records: []
+    with caplog.at_level(logging.INFO):
+        output, _ = _run(WINDOW_PAGES, {"page_size": 10}, change=lambda s: s.inject(empty))
+
+    leads = f"leads (bot {WEBSITE_BOT})"
+    announced = logged(caplog, containing=f"{leads}: the API answers slowly")
+    assert len(announced) == 1
+    warnings = logged(caplog, level=logging.WARNING, containing=f"{leads}: page 4 came back empty")
+    assert len(warnings) == 1
+    assert "page(s) 5 of the same window held records" in warnings[0]
+    emitted = [m for m in output if isinstance(m, tuple) and m[0] == "leads"]
+    website = [record for _, record in emitted if record["botId"] == WEBSITE_BOT]
+    assert len(website) == 30  # pages 1-3: the listing ended at the empty page 4, as alone
+
+
 def test_pages_read_ahead_keep_to_the_allowance_and_earn_no_429() -> None:
     """Several requests in flight share the token's throttle: never more than the limit in any
     window, at the server; the sandbox enforces the same limit and answers no 429."""

@@ -77,6 +77,10 @@ def _entries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 def setting_problems(config: Mapping[str, Any]) -> list[str]:
     """What JSON Schema cannot say clearly about the settings, one line each."""
     problems = []
+    listed = [entry for entry in config.get("bots") or [] if isinstance(entry, dict)]
+    blank = [str(n) for n, entry in enumerate(listed, 1) if not str(entry.get("bot_id") or "")]
+    if blank:
+        problems.append(f"`bots` entry {', '.join(blank)} has an empty `bot_id`.")
     entries = _entries(config)
     if not entries:
         problems.append("Set `bot_id` (one bot) or `bots` (several): neither is set.")

@@ -132,6 +132,8 @@ class PagesAhead:
         #: A page of a window that failed for good (its retries spent on a window's thread):
         #: raised when its turn comes, never asked for again.
         self._failed: dict[int, BaseException] = {}
+        #: Whether the INFO line saying windows are in use was logged (once per listing).
+        self._announced = False
         self._windows: WindowSender | None = None
         self._off = most <= 1
         #: The tap's seconds per page between two answers (averaged), and since when.
@@ -207,6 +209,15 @@ class PagesAhead:
             raise answer  # the listing's error, as one at a time
         if not answer.records:  # the listing ends here: the rest is past its end
             return answer
+        if not self._announced:
+            self._announced = True
+            self._logger.info(
+                "%s: the API answers slowly next to the tap's work: asking for up to %d pages "
+                "at once from page %d, each window confirmed against page 1",
+                self._where,
+                size,
+                first,
+            )
         later: list[Page] = []
         for offset, page in enumerate(answers[1:], start=1):
             if isinstance(page, BaseException):
@@ -230,7 +241,23 @@ class PagesAhead:
             return answer
         for offset, page in enumerate(later, start=1):
             self._ready[first + offset] = page
+            if not page.records:
+                self._warn_if_records_follow(first + offset, later[offset:])
+                break
         return answer
+
+    def _warn_if_records_follow(self, empty: int, after: Sequence[Page]) -> None:
+        """Pages after an empty one (which ends the listing) that held records: say so."""
+        holding = [str(empty + n) for n, page in enumerate(after, 1) if page.records]
+        if holding:
+            self._logger.warning(
+                "%s: page %d came back empty, which ends the listing, but page(s) %s of the "
+                "same window held records: the listing may have ended early (the next full "
+                "scan reads it again)",
+                self._where,
+                empty,
+                ", ".join(holding),
+            )
 
     def _stop(self, why: str, page: int) -> None:
         self._off = True
