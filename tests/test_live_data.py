@@ -1,11 +1,12 @@
 """A live inbox: conversations arrive, change, move and disappear between and during runs.
 
 For each listing order the sandbox offers (newest `updatedAt` first, newest message first,
-newest created first, unrelated to time), a day of hourly runs (`full_scan_every_hours: 3`) reads an inbox that
-changes before every run and before every request of a run; then the next day's scheduled
-full scan runs on a quiet inbox. Every record that exists at the end must have been emitted
-with its latest `updatedAt` by one of the runs: whatever the order, the early stops, the
-deletions that shift records across page boundaries while a page is read.
+newest created first, unrelated to time), a day of hourly runs (`full_scan_every_hours: 3`)
+reads an inbox that changes before every run and before every request of a run; then the
+next day's scheduled full scan runs on a quiet inbox. Every record that exists at the end
+must have been emitted with its latest `updatedAt` by one of the runs: whatever the order,
+the early stops, the deletions that shift records across page boundaries while a page is
+read.
 """
 
 from __future__ import annotations
