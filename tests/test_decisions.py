@@ -27,7 +27,7 @@ from tap_botpenguin.listing.plan import may_read_ahead
 from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun, plan_scan
 from tap_botpenguin.records.evolution import JSON_COLUMN, STATE_KEY, common_kind, for_stream
 from tap_botpenguin.records.naming import snake_case
-from tap_botpenguin.records.sanitize import utc_iso
+from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.report.errors import BotPenguinError
 
 LOG = logging.getLogger("test")
@@ -49,8 +49,11 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 BOOKMARK = ago(2)
 #: The last full scan 3 h ago found the listing newest first; the one before, 27 h ago.
 VERIFIED = ScanHistory(
-    last_full_scan_at=ago(3), previous_full_scan_at=ago(27), newest_first=True, pages=10
+    last_full_scan_at=ago(3), previous_full_scan_at=ago(27), order_key="updatedAt", pages=10
 )
+#: What the plan line says of it.
+BY_UPDATE = "listed newest updatedAt first; next full scan in"
+
 EARLY = "reading until past the bookmark"
 
 
@@ -66,7 +69,7 @@ def verified(**changes: Any) -> ScanHistory:
             {},
             False,
             BOOKMARK,
-            f"{EARLY} (order verified 3 h ago)",
+            f"{EARLY} ({BY_UPDATE} 21 h)",
             id="verified 3 h ago: early stop, floor at the bookmark",
         ),
         pytest.param(
@@ -74,7 +77,7 @@ def verified(**changes: Any) -> ScanHistory:
             {},
             False,
             BOOKMARK,
-            f"{EARLY} (order verified 23 h ago)",
+            f"{EARLY} ({BY_UPDATE} 1 h)",
             id="full_scan_every_hours not elapsed (23 of 24 h): early stop",
         ),
         pytest.param(
@@ -82,7 +85,7 @@ def verified(**changes: Any) -> ScanHistory:
             {"start_date": ago(1)},
             False,
             ago(1),
-            f"{EARLY} (order verified 3 h ago)",
+            f"{EARLY} ({BY_UPDATE} 21 h)",
             id="early stop: start_date later than the bookmark raises the floor",
         ),
         pytest.param(
@@ -142,7 +145,7 @@ def verified(**changes: Any) -> ScanHistory:
             id="bookmark but never a full scan (older state): full scan",
         ),
         pytest.param(
-            verified(newest_first=False, order_note="updatedAt rose at page 3"),
+            verified(order_key=None, order_note="updatedAt rose at page 3"),
             {},
             True,
             ago(27),
@@ -193,10 +196,13 @@ def test_plan_scan(
 SAVED: dict[str, Any] = {
     "last_full_scan_at": ago(3),
     "previous_full_scan_at": ago(27),
-    "newest_first": True,
+    "order_key": "updatedAt",
     "pages": 10,
     "page_size": 25,
 }
+
+#: `SAVED` as a version before orders by other keys wrote it, without a verdict.
+OLD_SAVED = {k: v for k, v in SAVED.items() if k != "order_key"}
 
 
 @pytest.mark.parametrize(
@@ -205,7 +211,7 @@ SAVED: dict[str, Any] = {
         pytest.param(
             {"scan": SAVED},
             ScanHistory(**SAVED),
-            f"{EARLY} (order verified 3 h ago)",
+            f"{EARLY} ({BY_UPDATE} 21 h)",
             id="history as saved: early stop",
         ),
         pytest.param(
@@ -221,16 +227,46 @@ SAVED: dict[str, Any] = {
             id="scan entry not an object: ignored, full scan",
         ),
         pytest.param(
-            {"scan": {**SAVED, "newest_first": 1, "pages": "10", "page_size": 25.0}},
+            {"scan": {**SAVED, "order_key": 1, "pages": "10", "page_size": 25.0}},
             ScanHistory(last_full_scan_at=ago(3), previous_full_scan_at=ago(27)),
             "full scan (order not verified: not newest first)",
             id="values of the wrong type (1, '10', 25.0) ignored: not verified",
         ),
         pytest.param(
-            {"scan": {**SAVED, "pages": True, "newest_first": "true"}},
+            {"scan": {**SAVED, "pages": True, "order_key": "true"}},
             ScanHistory(last_full_scan_at=ago(3), previous_full_scan_at=ago(27), page_size=25),
             "full scan (order not verified: not newest first)",
-            id="booleans are not page counts, text is not a verdict",
+            id="booleans are not page counts, an unknown key is no order",
+        ),
+        pytest.param(
+            {"scan": {**OLD_SAVED, "newest_first": True}},
+            ScanHistory(**OLD_SAVED, order_key="updatedAt"),
+            f"{EARLY} ({BY_UPDATE} 21 h)",
+            id="state written before orders by other keys: newest_first is updatedAt",
+        ),
+        pytest.param(
+            {"scan": {**OLD_SAVED, "newest_first": False, "order_note": "updatedAt rose"}},
+            ScanHistory(**OLD_SAVED, order_note="updatedAt rose"),
+            "full scan (order not verified: updatedAt rose)",
+            id="older state, order broken: full scan",
+        ),
+        pytest.param(
+            {"scan": {**SAVED, "newest_first": False}},
+            ScanHistory(**SAVED),
+            f"{EARLY} ({BY_UPDATE} 21 h)",
+            id="order_key wins over a stale newest_first",
+        ),
+        pytest.param(
+            {"scan": {**SAVED, "order_key": "lastMessage.at", "newest_seen": ago(2)}},
+            ScanHistory(**{**SAVED, "order_key": "lastMessage.at", "newest_seen": ago(2)}),
+            f"{EARLY} (listed newest lastMessage.at first; next full scan in 21 h)",
+            id="listed by last message: early stop by it",
+        ),
+        pytest.param(
+            {"scan": {**SAVED, "order_key": "createdAt"}},
+            ScanHistory(**{**SAVED, "order_key": "createdAt"}),
+            "full scan (no newest createdAt recorded yet)",
+            id="listed by creation, no newest value kept (edited state): full scan",
         ),
     ],
 )
@@ -249,13 +285,11 @@ def test_plan_from_saved_state(partition: dict[str, Any], history: ScanHistory, 
 @pytest.mark.parametrize(
     ("last_full_scan_at", "line"),
     [
-        pytest.param(
-            ago(3), "reading until past the bookmark (order verified 3 h ago)", id="3 h ago"
-        ),
+        pytest.param(ago(3), f"{EARLY} ({BY_UPDATE} 21 h)", id="3 h ago"),
         pytest.param(ago(1500), "full scan (last one 1,500 h ago)", id="1,500 h ago"),
         pytest.param(
             (NOW + timedelta(minutes=10)).isoformat(),
-            "reading until past the bookmark (order verified 0 min ago)",
+            f"{EARLY} ({BY_UPDATE} 24 h)",
             id="10 min ahead (a clock adjusted): still a verification",
         ),
         pytest.param(
@@ -278,6 +312,219 @@ def test_plan_announces_a_real_age(last_full_scan_at: str, line: str) -> None:
         history, mode="auto", every_hours=24, bookmark=BOOKMARK, start_date=None, now=NOW
     )
     assert plan.describe() == line
+
+
+# --- 1b. Which order a listing follows, and where a run stops -----------------------------
+
+
+def conv(
+    key: str, updated: float, message: float | None = None, created: float = 0
+) -> dict[str, Any]:
+    """A conversation: `updated`, `message` (None: no last message) and `created` hours ago."""
+    record: dict[str, Any] = {"_id": key, "updatedAt": ago(updated), "createdAt": ago(created)}
+    if message is not None:
+        record["lastMessage"] = {"at": ago(message), "by": "user"}
+    return record
+
+
+def listing_of(*specs: tuple[float, float | None, float]) -> list[dict[str, Any]]:
+    """Conversations c0, c1, ... in listing order, each (updated, message, created) hours ago."""
+    return [conv(f"c{n}", *spec) for n, spec in enumerate(specs)]
+
+
+#: Newest first by every key at once.
+ALL_AGREE = listing_of(*[(n, n, 100 + n) for n in range(1, 7)])
+#: By last message: c2 had a status-only change (updatedAt rose), its last message is old.
+BY_MESSAGE = listing_of((1, 1, 50), (2, 2, 90), (0.5, 3, 70), (4, 4, 60), (5, 5, 99), (6, 6, 80))
+#: By creation: updates and messages stay where the conversation was created.
+BY_CREATION = listing_of((9, 9, 1), (2, 2, 2), (7, 8, 3), (1, 1, 4), (5, 6, 5), (3, 3, 6))
+#: By nothing the tap knows.
+UNORDERED = listing_of((3, 1, 5), (1, 3, 2), (5, 2, 9), (2, 6, 1), (6, 5, 3), (4, 4, 8))
+#: By last message, conversations without one at the end (as MongoDB sorts a missing value).
+NO_MESSAGE_LAST = listing_of(
+    (1, 1, 9), (2, 2, 8), (0.5, 3, 7), (4, 4, 6), (0.2, None, 1), (8, None, 2)
+)
+#: By last message, conversations without one sorted by creation among the others.
+NO_MESSAGE_AMONG = listing_of(
+    (1, 1, 9), (0.1, None, 1.5), (0.5, 3, 7), (4, 4, 6), (9, None, 4.5), (6, 6, 2)
+)
+
+
+def read_to_the_end(
+    pages: list[list[dict[str, Any]]], plan: ScanPlan | None = None, history: ScanHistory = VERIFIED
+) -> tuple[ScanRun, ScanHistory]:
+    """Pages read by a run under `plan` (a full scan by default), and the history it keeps."""
+    scan = ScanRun(plan or ScanPlan(True, "why", None), WHERE, LOG)
+    listing = Listing(WHERE, LOG, PageSizes(None))
+    for number, records in enumerate(pages, start=1):
+        passed, shifted = listing.accept(Page(number, records))
+        scan.page_read(number, passed, shifted)
+        if not scan.wants_more:
+            break
+    return scan, scan.finish(history, started_at=ago(0), pages=len(pages), page_size=3)
+
+
+@pytest.mark.parametrize(
+    ("records", "key", "note"),
+    [
+        pytest.param(ALL_AGREE, "updatedAt", None, id="every key agrees: updatedAt wins"),
+        pytest.param(BY_MESSAGE, "lastMessage.at", None, id="status-only change: by last message"),
+        pytest.param(BY_CREATION, "createdAt", None, id="changes stay in place: by creation"),
+        pytest.param(
+            UNORDERED,
+            None,
+            "updatedAt rose at page 1, lastMessage.at rose at page 1, createdAt rose at page 1 "
+            f"in the full scan of {ago(0)}",
+            id="unordered: no key, every break named",
+        ),
+        pytest.param(
+            NO_MESSAGE_LAST, "lastMessage.at", None, id="without a last message, at the end"
+        ),
+        pytest.param(
+            NO_MESSAGE_AMONG, "lastMessage.at", None, id="without a last message, among the rest"
+        ),
+        pytest.param(
+            [conv(f"c{n}", 1) | {"createdAt": None} for n in range(6)],
+            "updatedAt",
+            None,
+            id="equal updatedAt everywhere is in order; no createdAt says nothing",
+        ),
+        pytest.param(
+            [
+                conv("c0", 5, 9, 1),
+                conv("c1", 1, 2, 2) | {"lastMessage": None},
+                conv("c2", 3, 8, 3) | {"lastMessage": {"at": None}},
+                conv("c3", 2, 7, 4) | {"lastMessage": "yesterday"},
+                conv("c4", 7, 1, 5) | {"lastMessage": None},
+                conv("c5", 4, 3, 6) | {"lastMessage": None},
+            ],
+            "createdAt",
+            None,
+            id="last message on under half of the records: not an order",
+        ),
+        pytest.param(
+            [
+                # 07:46:40Z, 06:30Z, 01:00Z: in order as instants, not as strings
+                conv("c0", 2, 2) | {"createdAt": "1780300000000"},  # epoch milliseconds
+                conv("c1", 1, 1) | {"createdAt": utc_iso(NOW).replace("Z", "+05:30")},
+                conv("c2", 3, 3) | {"createdAt": "Mon, 01 Jun 2026 01:00:00 GMT"},
+                conv("c3", 4, 4) | {"createdAt": "2026-06-01T00:59:59Z"},
+            ],
+            "createdAt",
+            "updatedAt rose at page 1, lastMessage.at rose at page 1",
+            id="timestamps of other formats compared as instants",
+        ),
+    ],
+)
+def test_the_order_a_full_scan_finds(
+    records: list[dict[str, Any]], key: str | None, note: str | None
+) -> None:
+    pages = [records[:3], records[3:], []]
+    scan, history = read_to_the_end(pages, history=ScanHistory())
+    if key is None:
+        assert (history.order_key, history.order_note) == (None, note)
+    else:  # a key held: the others' breaks are not kept
+        assert (history.order_key, history.order_note) == (key, None)
+        if note is not None:
+            assert scan.evidence.broken() == note
+    assert history.last_full_scan_at == ago(0)
+    newest = {"lastMessage.at": "lastMessage", "createdAt": "createdAt"}.get(key or "")
+    if newest is not None:  # the next run's cutoff: the newest value of the key seen
+        values = [r["lastMessage"]["at"] for r in records if isinstance(r.get("lastMessage"), dict)]
+        if newest == "createdAt":
+            values = [utc_iso(parse_datetime(r["createdAt"]) or NOW) for r in records]
+        assert history.newest_seen == max(v for v in values if isinstance(v, str))
+    else:
+        assert history.newest_seen is None
+
+
+def test_a_shift_down_at_a_page_boundary_is_no_disorder() -> None:
+    """Page 2 starts with page 1's last record again (one arrived at the top between)."""
+    first, second = BY_MESSAGE[:3], [BY_MESSAGE[2], *BY_MESSAGE[3:]]
+    _, history = read_to_the_end([first, second, []], history=ScanHistory())
+    assert history.order_key == "lastMessage.at"
+
+
+def plan_by(key: str, newest: float) -> tuple[ScanPlan, ScanHistory]:
+    """An early-stop plan following `key`, as `plan_scan` makes it, and its history."""
+    history = verified(order_key=key, newest_seen=None if key == "updatedAt" else ago(newest))
+    plan = plan_scan(
+        history, mode="auto", every_hours=24, bookmark=ago(newest), start_date=None, now=NOW
+    )
+    assert not plan.full
+    return plan, history
+
+
+@pytest.mark.parametrize(
+    ("key", "pages", "stopped_at", "order_key"),
+    [
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 9), (0.2, 0.2, 9), (1, 1, 9)), listing_of((2, 2, 9))],
+            1,
+            "lastMessage.at",
+            id="a page with a message older than the cutoff: stop after it",
+        ),
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 9), (0.2, 0.2, 9), (0.3, 0.3, 9)), listing_of((2, 2, 9))],
+            2,
+            "lastMessage.at",
+            id="page 1 all newer than the cutoff: read on",
+        ),
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 9), (0.3, 0.3, 9), (0.4, 0.4, 9)), listing_of((2, 2, 9))],
+            2,
+            "lastMessage.at",
+            id="within the 15 min slack below the newest seen: read on",
+        ),
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 9), (30, None, 9), (0.2, 0.2, 9)), listing_of((2, 2, 9))],
+            2,
+            "lastMessage.at",
+            id="an old record without a last message does not stop the run",
+        ),
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 9), (0.05, 0.2, 9), (0.3, 0.3, 9)), listing_of((2, 2, 9))],
+            2,
+            "lastMessage.at",
+            id="updatedAt rising (a status change) is no break by last message",
+        ),
+        pytest.param(
+            "createdAt",
+            [listing_of((0.1, 0.1, 0.1), (30, 30, 0.2), (0.3, 0.3, 1.5)), listing_of((2, 2, 9))],
+            1,
+            "createdAt",
+            id="by creation: a page with an older creation stops it",
+        ),
+        pytest.param(
+            "updatedAt",
+            [listing_of((0.1, 0.1, 9), (0.5, 0.5, 9), (0.2, 0.6, 9)), listing_of((4, 4, 9)), []],
+            None,
+            "lastMessage.at",
+            id="updatedAt breaks: read to the end, which finds the order by last message",
+        ),
+        pytest.param(
+            "lastMessage.at",
+            [listing_of((0.1, 0.1, 1), (0.3, 0.5, 3), (0.2, 0.2, 2)), listing_of((4, 4, 9)), []],
+            None,
+            None,
+            id="the key itself breaks, no other holds: read to the end, order lost",
+        ),
+    ],
+)
+def test_where_an_early_stop_stops(
+    key: str, pages: list[list[dict[str, Any]]], stopped_at: int | None, order_key: str | None
+) -> None:
+    plan, before = plan_by(key, newest=1 / 6)  # 10 minutes ago: the cutoff is 25 min ago
+    scan, history = read_to_the_end(pages, plan, before)
+    assert (scan.stopped_at, history.order_key) == (stopped_at, order_key)
+    assert history.last_full_scan_at == VERIFIED.last_full_scan_at  # no full scan
+    if order_key == key and key != "updatedAt":
+        assert history.newest_seen == ago(0.1)  # the newest seen now, for the next run
 
 
 # --- 2. When to read ahead ----------------------------------------------------------------

@@ -33,6 +33,13 @@ from .helpers import (
 )
 
 TRIALS = 12
+#: The newest-first orders the tap follows (`listing.order`); trials go through them in turn.
+ORDERED = ("updated", "last_message", "created")
+
+
+def _seeds(count: int, offset: int = 0) -> list[tuple[int, str]]:
+    """`count` seeds, each with the listing order its trial runs in."""
+    return [(offset + n, ORDERED[n % len(ORDERED)]) for n in range(count)]
 
 
 @dataclass
@@ -129,37 +136,39 @@ def run_trial(
     return Trial(runs=runs, kills=kills, lost=len(expected - emitted))
 
 
-@pytest.mark.parametrize("seed", range(TRIALS))
-def test_no_record_is_lost_across_kills_and_resumes(seed: int, tmp_path: Path) -> None:
-    with Sandbox(bots=fresh_bots(), rate_limit=None) as sandbox:
+@pytest.mark.parametrize(("seed", "order"), _seeds(TRIALS))
+def test_no_record_is_lost_across_kills_and_resumes(seed: int, order: str, tmp_path: Path) -> None:
+    with Sandbox(bots=fresh_bots(), rate_limit=None, order=order) as sandbox:
         trial = run_trial(seed, sandbox, tmp_path)
 
     assert trial.lost == 0
     assert trial.runs >= 1
 
 
-@pytest.mark.parametrize("seed", range(TRIALS // 2))
+@pytest.mark.parametrize(("seed", "order"), _seeds(TRIALS // 2, 100))
 def test_no_record_is_lost_across_kills_of_tokens_read_side_by_side(
-    seed: int, tmp_path: Path
+    seed: int, order: str, tmp_path: Path
 ) -> None:
     """Each bot with its own token: its listings are read ahead by a worker while the
     main thread emits another's; a kill loses what was read and not emitted, never more."""
-    with Sandbox(bots=own_tokens(fresh_bots()), rate_limit=None, latency=0.002) as sandbox:
-        trial = run_trial(seed + 100, sandbox, tmp_path, own=True)
+    bots = own_tokens(fresh_bots())
+    with Sandbox(bots=bots, rate_limit=None, latency=0.002, order=order) as sandbox:
+        trial = run_trial(seed, sandbox, tmp_path, own=True)
 
     assert trial.lost == 0
     assert trial.runs >= 1
 
 
-@pytest.mark.parametrize("seed", range(TRIALS // 2))
+@pytest.mark.parametrize(("seed", "order"), _seeds(TRIALS // 2, 200))
 def test_no_record_is_lost_across_kills_of_runs_reading_pages_ahead(
-    seed: int, tmp_path: Path
+    seed: int, order: str, tmp_path: Path
 ) -> None:
     """Windows of pages in flight (an allowance no answer time uses one at a time): a kill
     loses the pages read ahead and not emitted, never a record."""
-    with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=0.02) as sandbox:
+    options = {"page_size": 10, "latency": 0.02, "order": order}
+    with Sandbox(bots=fresh_bots(), rate_limit=None, **options) as sandbox:
         settings = {"requests_per_minute": 10**9, "pages_in_flight": 4}
-        trial = run_trial(seed + 200, sandbox, tmp_path, settings=settings)
+        trial = run_trial(seed, sandbox, tmp_path, settings=settings)
         checks = _page_1_asked_again(sandbox, trial.runs)
 
     assert trial.lost == 0
@@ -176,23 +185,25 @@ def _page_1_asked_again(sandbox: Sandbox, runs: int) -> int:
     return sum(max(0, count - runs) for count in asked.values())
 
 
-@pytest.mark.parametrize(("seed", "own"), [(n, n % 2 == 1) for n in range(TRIALS // 2)])
+@pytest.mark.parametrize(("seed", "order"), _seeds(TRIALS // 2))
 def test_no_change_is_lost_across_kills_of_runs_that_stop_early(
-    seed: int, own: bool, tmp_path: Path
+    seed: int, order: str, tmp_path: Path
 ) -> None:
-    """The listings are verified newest first, so every run stops after the changed pages.
-    Odd seeds: every bot with its own token (read side by side)."""
+    """The listings are verified newest first, so every run stops after the changed pages:
+    new conversations, and new messages where the order brings them to the top. Odd seeds:
+    every bot with its own token (read side by side)."""
     rng = random.Random(seed)
+    own = seed % 2 == 1
     bots = own_tokens(fresh_bots()) if own else fresh_bots()
-    with Sandbox(bots=bots, rate_limit=None) as sandbox:
+    with Sandbox(bots=bots, rate_limit=None, order=order) as sandbox:
         complete = run_in_process((own_token_config if own else base_config)(sandbox))
-        changed = {
-            (stream, bot_id, record_id)
-            for stream, kind in STREAM_TYPES.items()
-            for bot_id in ALL_BOTS
-            if sandbox.listing(bot_id, kind)
-            for record_id in sandbox.touch(bot_id, kind, rng.randint(1, 40))
-        }
+        changed = set()
+        for stream, kind in STREAM_TYPES.items():
+            for bot_id in ALL_BOTS:
+                new = sandbox.add(bot_id, kind, rng.randint(1, 10), seed=f"trial{seed}")
+                if order != "created":  # listed by creation, a message leaves it in place
+                    new += sandbox.touch(bot_id, kind, rng.randint(1, 10))
+                changed |= {(stream, bot_id, record_id) for record_id in new}
         before = len(sandbox.listing_requests())
         trial = run_trial(
             seed, sandbox, tmp_path, state=complete.final_state, expected=changed, own=own

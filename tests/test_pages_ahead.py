@@ -215,17 +215,37 @@ def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_
     assert pages[check + 1 : check + 4] == [first + 1, first + 2, first + 3]
 
 
-@pytest.mark.parametrize("order", ["unordered", "last_message"])
-def test_a_listing_not_seen_newest_first_is_read_one_page_at_a_time(order: str) -> None:
+def test_a_listing_in_no_order_the_tap_knows_is_read_one_page_at_a_time() -> None:
     """Changes may enter such a listing anywhere, which page 1 would not show."""
-    _, asked = _run(WINDOW_PAGES, {"order": order, "page_size": 10}, change=_status_changes)
+    options = {"order": "unordered", "page_size": 10}
+    _, asked = _run(WINDOW_PAGES, options, change=_status_changes)
     for listing, pages in asked.items():
         assert pages == list(range(1, len(pages) + 1)), listing  # in order, page 1 once
 
 
+@pytest.mark.parametrize("order", ["updated", "last_message", "created"])
+def test_pages_are_read_ahead_in_every_newest_first_order(order: str) -> None:
+    """Listed by last message or by creation, a status-only change leaves a conversation in
+    place (`updatedAt` rises there), but changes still enter only at the top: page 1's check
+    holds, so windows are used, and the output is that of one request at a time."""
+    options = {"order": order, "page_size": 10}
+    one_output, one_asked = _run(1, options, change=_status_changes)
+    ahead_output, ahead_asked = _run(WINDOW_PAGES, options, change=_status_changes)
+
+    assert ahead_output == one_output
+    assert _within_the_bound(one_asked, ahead_asked) > 0, "no page was read ahead"
+    for listing, pages in ahead_asked.items():
+        if len(one_asked[listing]) > WINDOW_PAGES + 1:  # long enough for a window
+            assert pages != sorted(pages), listing  # page 1 asked again: a window's check
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def _status_changes(sandbox: Sandbox) -> None:
-    """A status-only change on page 1 of every listing: in an order by last message, the
-    conversation stays where it is, so `updatedAt` is not newest first from page 1 on."""
+    """A status-only change on page 1 of every listing: in an order by last message or by
+    creation, the conversation stays where it is, so `updatedAt` is not newest first."""
     for bot_id in (WEBSITE_BOT, WHATSAPP_BOT):
         for kind in STREAM_TYPES.values():
             if len(sandbox.listing(bot_id, kind)) > 3:
@@ -467,14 +487,20 @@ def test_pages_of_a_window_past_an_order_break_are_asked_for_again(
     shows the listing is not newest first, its later pages are dropped and asked for again,
     one at a time; the output is still that of one request at a time."""
 
-    def status_change_on_page_4(sandbox: Sandbox) -> None:
-        sandbox.update(WEBSITE_BOT, "lead", [34], message=False, status="closed", at=NOW)
+    def in_order_until_page_4(sandbox: Sandbox) -> None:
+        """Listed in a fixed order: every key newest first, except one record on page 4
+        that is newer than all above it by every key."""
+        size = len(sandbox.listing(WEBSITE_BOT, "lead"))
+        for position in range(size):
+            minutes = -1 if position == 34 else position  # page 4's record: the newest of all
+            at = NOW - timedelta(minutes=minutes)
+            sandbox.update(WEBSITE_BOT, "lead", [position], at=at, fields={"createdAt": _iso(at)})
 
-    options = {"order": "last_message", "page_size": 10}
+    options = {"order": "unordered", "page_size": 10}
     bots = [{"bot_id": WEBSITE_BOT}]
-    one_output, _ = _run(1, options, change=status_change_on_page_4, bots=bots)
+    one_output, _ = _run(1, options, change=in_order_until_page_4, bots=bots)
     with caplog.at_level(logging.INFO):
-        ahead_output, asked = _run(WINDOW_PAGES, options, change=status_change_on_page_4, bots=bots)
+        ahead_output, asked = _run(WINDOW_PAGES, options, change=in_order_until_page_4, bots=bots)
     assert ahead_output == one_output
     said = re.search(
         r"leads \(bot \w+\): the listing is not newest first: reading one page at a time from "

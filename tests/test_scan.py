@@ -104,23 +104,26 @@ def test_what_the_person_watching_sees(caplog: pytest.LogCaptureFixture) -> None
         f"done leads bot {BOT}: full scan (no bookmark yet): 8 pages; read 200, emitted 200, "
         "requests 9, waited 0.0 s, took "
     )
-    assert lines[2] == f"leads bot {BOT}: reading until past the bookmark (order verified 3 h ago)"
+    why = "listed newest updatedAt first; next full scan in 21 h"
+    assert lines[2] == f"leads bot {BOT}: reading until past the bookmark ({why})"
     assert lines[3].startswith(
-        f"done leads bot {BOT}: stopped after 1 of about 8 pages (order verified 3 h ago); "
+        f"done leads bot {BOT}: stopped after 1 of about 8 pages ({why}); "
         "read 25, emitted 4, requests 1, waited 0.0 s, took "
     )
     assert lines[4] == f"leads bot {BOT}: full scan (last one 26 h ago)"
 
 
-def test_an_inversion_read_while_stopping_early_reads_to_the_end_then_full_scans_again(
+def test_an_inversion_read_while_stopping_early_reads_to_the_end_and_follows_what_it_found(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Listed by last message: a status change leaves a conversation where it was."""
+    """Listed by last message, which the first full scan could not tell from `updatedAt`: a
+    status change leaves a conversation where it was. The read to the end that the inversion
+    forces finds the order by last message, and the next run stops early by it."""
     with _one_listing(200, order="last_message") as sandbox:
         config = _config(sandbox)
         first = _run(sandbox, config, None, NOW)
         first_scan = _scan_state(first, "leads", BOT)
-        assert first_scan["newest_first"] is True
+        assert first_scan["order_key"] == "updatedAt"
         at = NOW + timedelta(minutes=30)
         top = sandbox.update(BOT, "lead", [199], at=at)  # a message: to the top
         in_place = sandbox.update(BOT, "lead", [10], message=False, status="CLOSED", at=at)
@@ -130,20 +133,29 @@ def test_an_inversion_read_while_stopping_early_reads_to_the_end_then_full_scans
             second = _run(sandbox, config, first.final_state, NOW + timedelta(hours=1))
 
         # Page 1 goes from the new message down to older records, then up again.
-        assert f"leads (bot {BOT}): order broken at page 1: reading to the end" in caplog.messages
+        assert (
+            f"leads (bot {BOT}): order broken at page 1 (updatedAt rose): reading to the end"
+        ) in caplog.messages
         assert pages_requested(sandbox, BOT, "lead", since=before) == list(range(1, 10))
         assert set(top + in_place) <= {r["_id"] for r in second.records["leads"]}
         scan = _scan_state(second, "leads", BOT)
-        assert scan["newest_first"] is False
+        assert scan["order_key"] == "lastMessage.at"
+        assert scan["newest_seen"] == _started(at)
         assert scan["last_full_scan_at"] == first_scan["last_full_scan_at"]  # not a full scan
+        closing = next(m for m in caplog.messages if m.startswith(f"done leads bot {BOT}"))
+        assert "the listing is newest lastMessage.at first" in closing
 
         caplog.clear()
+        later = sandbox.update(BOT, "lead", [150], at=NOW + timedelta(minutes=90))
+        before = len(sandbox.listing_requests())
         with caplog.at_level(logging.INFO):
-            _run(sandbox, config, second.final_state, NOW + timedelta(hours=2))
+            third = _run(sandbox, config, second.final_state, NOW + timedelta(hours=2))
         assert (
-            f"leads bot {BOT}: full scan (order not verified: updatedAt rose at page 1 in the "
-            f"run of {_started(NOW + timedelta(hours=1))})"
+            f"leads bot {BOT}: reading until past the bookmark (listed newest lastMessage.at "
+            "first; next full scan in 22 h)"
         ) in caplog.messages
+        assert pages_requested(sandbox, BOT, "lead", since=before) == [1]
+        assert set(later) <= {r["_id"] for r in third.records["leads"]}
 
 
 def _started(moment: datetime) -> str:
@@ -168,7 +180,7 @@ def test_a_change_an_early_stop_cannot_see_comes_with_the_next_full_scan() -> No
         third = _run(sandbox, config, second.final_state, NOW + timedelta(hours=25))
 
         assert hidden in {r["_id"] for r in third.records["leads"]}
-        assert _scan_state(third, "leads", BOT)["newest_first"] is False
+        assert _scan_state(third, "leads", BOT)["order_key"] == "lastMessage.at"
 
 
 def test_a_record_a_full_scan_skipped_after_a_deletion_comes_with_the_next_full_scan() -> None:
@@ -276,10 +288,16 @@ def test_several_bots_with_different_orders_in_one_run(caplog: pytest.LogCapture
             assert changed[bot_id] <= {
                 r["_id"] for r in second.records["chats"] if r["botId"] == bot_id
             }
-    verdicts = {bot: _scan_state(first, "chats", bot)["newest_first"] for bot in ALL_BOTS}
-    assert verdicts[WEBSITE_BOT] is True
-    assert verdicts[WHATSAPP_BOT] is False
+    verdicts = {bot: _scan_state(first, "chats", bot).get("order_key") for bot in ALL_BOTS}
+    # A ninth of the conversations have no last message: listed by it, they sort by their
+    # creation among the rest, so `updatedAt` rises there.
+    assert verdicts == {
+        WEBSITE_BOT: "updatedAt",
+        WHATSAPP_BOT: None,
+        QUIET_BOT: "lastMessage.at",
+    }
     assert requested[WEBSITE_BOT, "non-lead"] == 1
+    assert requested[QUIET_BOT, "non-lead"] == 1
     assert requested[WHATSAPP_BOT, "non-lead"] == sandbox.pages(WHATSAPP_BOT, "non-lead") + 1
 
 
@@ -290,7 +308,7 @@ def test_the_scan_state_holds_times_and_verdicts_only() -> None:
     scan = _scan_state(first, "leads", BOT)
     assert scan == {
         "last_full_scan_at": _started(NOW),
-        "newest_first": True,
+        "order_key": "updatedAt",
         "pages": 4,
         "page_size": 25,
     }
@@ -304,7 +322,7 @@ def test_a_state_with_a_scan_key_of_the_wrong_shape_starts_a_full_scan(
         first = _run(sandbox, _config(sandbox), None, NOW)
         first.final_state["bookmarks"]["leads"]["partitions"][0]["scan"] = {
             "last_full_scan_at": 42,
-            "newest_first": "yes",
+            "order_key": "yes",
         }
         with caplog.at_level(logging.INFO):
             _run(sandbox, _config(sandbox), first.final_state, NOW + timedelta(hours=1))

@@ -37,5 +37,5 @@ class BotRead:
 
 
 def may_read_ahead(plan: ScanPlan, scan: ScanRun, listing: Listing) -> bool:
-    """A full scan, in an order seen newest first so far, whose last page was full."""
-    return plan.full and scan.broken_at is None and listing.last_page_full
+    """A full scan, newest first by some key so far (`listing.order`), its last page full."""
+    return plan.full and scan.in_order and listing.last_page_full

@@ -1,24 +1,26 @@
-"""Reading only what changed: the order check, the early stop and full-scan bookkeeping.
+"""Reading only what changed: the early stop by the listing's own order, and full scans.
 
-BotPenguin has no "updated since" filter and documents no sort order. Chat inboxes are
-usually listed newest first, so the tap finds out, per bot and stream, from what it reads,
-and acts only on evidence:
+BotPenguin has no "updated since" filter and documents no sort order, so the tap finds the
+order from what it reads (`listing.order`: newest `updatedAt`, `lastMessage.at` or `createdAt`
+first), per bot and stream, and acts only on evidence:
 
-- A *full scan* reads a listing to its end and checks that `updatedAt` never rises from one
-  record to the next (equal values allowed; a record the previous page held with the same
-  `updatedAt` is the list shifting down under the reader, not an inversion). The verdict and
-  the scan's start time go into the bot's state.
-- While the last full scan found that order and is younger than `full_scan_every_hours`, a
-  run stops after the first page holding a record older than the bookmark: in that order,
-  every later record is older still. It checks the order of what it reads; an inversion
-  means: read to the end this time, and full scans until one confirms the order again.
-- A full scan emits every record updated since the start of the full scan *before* the
-  previous one (never less than since the bookmark). A change that a run could not see is
-  therefore emitted by the next full scan at the latest: one an early-stopped run never
-  reached (an API ordered by the last message, where a status-only change stays deep in the
-  list), or one that deletions above it shifted across a page boundary while a run was
-  reading. Going back two full scans, not one, covers a record the previous full scan itself
-  skipped that way: it changed after the one before started.
+- A read to the end of a listing (a *full scan*, or a run that had to read everything) checks
+  every candidate key; the key it follows goes into the bot's state with the newest value of
+  that key seen. A full scan's start time goes there too.
+- While the state names a key and the last full scan is younger than `full_scan_every_hours`,
+  a run stops after the first page holding a record older, by that key, than what earlier
+  runs covered: for `updatedAt` the bookmark (or `start_date`), for the others the newest value
+  earlier runs saw, less `_CUTOFF_SLACK` (a value the API stamps a little late). Both come from
+  the API's own timestamps, never the tap's clock. Records without the key never stop a run.
+  An inversion of that key means: read to the end this time, and follow what that read found.
+- What the order brings to the top (every change for `updatedAt`, a new message for
+  `lastMessage.at`, a new conversation for `createdAt`) is therefore emitted by the next run;
+  what it cannot surface (a status-only change listed by last message, any update listed by
+  creation) by the next full scan: a full scan emits every record updated since the start of
+  the full scan *before* the previous one (never less than since the bookmark). That also
+  covers a record that deletions above it shifted across a page boundary while a run read the
+  listing; going back two full scans, not one, covers one the previous full scan itself
+  skipped that way (it changed after the one before started).
 
 All instants are UTC strings in one format (`sanitize.utc_iso`), so they compare as strings.
 """
@@ -26,15 +28,18 @@ All instants are UTC strings in one format (`sanitize.utc_iso`), so they compare
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from tap_botpenguin.records.sanitize import parse_datetime
+from tap_botpenguin.listing.order import ORDER_KEYS, OrderEvidence
+from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.report.logs import AnyLogger
 
 #: The key of a bot partition's state that holds its `ScanHistory`.
 SCAN_STATE_KEY = "scan"
 SCAN_MODES = ("auto", "full")
+#: The key whose cutoff is the bookmark itself (the SDK's replication key).
+BOOKMARK_KEY = "updatedAt"
 
 
 def _later(*values: str | None) -> str | None:
@@ -57,6 +62,14 @@ def _age(since: str, now: datetime) -> float | None:
 
 #: Hours a recorded full scan may lie in the future (clock adjustments) and still count.
 _CLOCK_SLACK = 0.25
+#: How far below the newest `lastMessage.at` / `createdAt` seen a run reads on: a message
+#: stored a little after the time it carries still sorts near the top.
+_CUTOFF_SLACK = timedelta(minutes=15)
+
+
+def _cutoff(newest: str) -> str | None:
+    moment = parse_datetime(newest)
+    return None if moment is None else utc_iso(moment - _CUTOFF_SLACK)
 
 
 def _pages(count: int) -> str:
@@ -74,17 +87,23 @@ class ScanHistory:
     #: Start of the latest complete full scan, and of the one before it.
     last_full_scan_at: str | None = None
     previous_full_scan_at: str | None = None
-    #: The latest full scan found the listing newest first, and no run since contradicted it.
-    newest_first: bool = False
+    #: The key the listing was last found newest first by (`listing.order`), if any.
+    order_key: str | None = None
+    #: The newest value of `order_key` seen (kept for keys other than `BOOKMARK_KEY`).
+    newest_seen: str | None = None
     #: Where the order broke, for the person reading the log.
     order_note: str | None = None
-    #: Pages of the latest full scan; the API's page size as far as it is known.
+    #: Pages of the latest read to the end; the API's page size as far as it is known.
     pages: int | None = None
     page_size: int | None = None
 
     @classmethod
     def load(cls, partition: dict[str, Any]) -> ScanHistory:
-        """The history in a partition's state; values of the wrong type are ignored."""
+        """The history in a partition's state; values of the wrong type are ignored.
+
+        A state written before orders other than `updatedAt` were known says
+        `"newest_first": true`: that is `order_key` `updatedAt`.
+        """
         raw = partition.get(SCAN_STATE_KEY)
         if not isinstance(raw, dict):
             return cls()
@@ -93,6 +112,10 @@ class ScanHistory:
             for item in fields(cls)
             if type(raw.get(item.name)) is _FIELD_TYPES[item.name]
         }
+        if "order_key" not in raw and raw.get("newest_first") is True:
+            values["order_key"] = BOOKMARK_KEY
+        if values.get("order_key") not in (None, *ORDER_KEYS):
+            values.pop("order_key")
         return cls(**values)
 
     def save(self, partition: dict[str, Any]) -> None:
@@ -103,7 +126,8 @@ class ScanHistory:
 _FIELD_TYPES = {
     "last_full_scan_at": str,
     "previous_full_scan_at": str,
-    "newest_first": bool,
+    "order_key": str,
+    "newest_seen": str,
     "order_note": str,
     "pages": int,
     "page_size": int,
@@ -112,13 +136,16 @@ _FIELD_TYPES = {
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """How to read one listing this run: all of it, or until past the bookmark."""
+    """How to read one listing this run: all of it, or until past what earlier runs covered."""
 
     full: bool
-    #: Why, for the person watching: "last one 26 h ago", "order verified 3 h ago".
+    #: Why, for the person watching: "last one 26 h ago", "listed newest updatedAt first ...".
     why: str
     #: Emit records with `updatedAt` at or after this (None: every record).
     floor: str | None
+    #: The key the early stop follows, and its cutoff (None for a full scan).
+    key: str | None = None
+    stop_below: str | None = None
 
     def describe(self) -> str:
         """The line announcing the read: "full scan (last one 26 h ago)"."""
@@ -137,8 +164,10 @@ def plan_scan(
     full_table: bool = False,
 ) -> ScanPlan:
     """Decide the kind of read from the bot's history and the settings."""
-    recorded = history.last_full_scan_at
+    recorded, key = history.last_full_scan_at, history.order_key
     age = _age(recorded, now) if recorded else None
+    floor = _later(bookmark, start_date)
+    stop_below = floor if key == BOOKMARK_KEY else _cutoff(history.newest_seen or "")
     why = None
     if full_table:
         why = "full-table replication"
@@ -152,13 +181,16 @@ def plan_scan(
         why = f"the last full scan's time in the state, {recorded!r}, is unreadable or ahead"
     elif age is None:
         why = "order not verified yet"
-    elif not history.newest_first:
+    elif key is None:
         why = f"order not verified: {history.order_note or 'not newest first'}"
+    elif stop_below is None:
+        why = f"no newest {key} recorded yet"
     elif age >= every_hours:
         why = f"last one {_hours(age)} ago"
     if why is None:
         assert age is not None  # for the type checker: no full scan means `why` is set
-        return ScanPlan(False, f"order verified {_hours(age)} ago", _later(bookmark, start_date))
+        why = f"listed newest {key} first; next full scan in {_hours(every_hours - age)}"
+        return ScanPlan(False, why, floor, key, stop_below)
     floor = start_date
     if bookmark is not None and history.previous_full_scan_at is not None:
         floor = _later(start_date, min(bookmark, history.previous_full_scan_at))
@@ -166,46 +198,56 @@ def plan_scan(
 
 
 class ScanRun:
-    """One read of a listing under a plan: follows the order and decides when to stop."""
+    """One read of a listing under a plan: checks the orders and decides when to stop."""
 
     def __init__(self, plan: ScanPlan, where: str, logger: AnyLogger) -> None:
         self.plan = plan
         self.where = where
         self.logger = logger
-        #: Page where `updatedAt` first rose, if it did.
-        self.broken_at: int | None = None
+        self.evidence = OrderEvidence()
         #: Page after which the read stopped early, if it did.
         self.stopped_at: int | None = None
-        self._lowest: str | None = None
+
+    @property
+    def broken_at(self) -> int | None:
+        """Page where the plan's key first rose (None: in order, or a full scan)."""
+        key = self.plan.key
+        return None if key is None else self.evidence.checks[key].broken_at
 
     @property
     def wants_more(self) -> bool:
         """Whether the next page should be read."""
         return self.stopped_at is None
 
+    @property
+    def in_order(self) -> bool:
+        """Whether what was read so far is newest first by a key (pages ahead need that)."""
+        if self.plan.key is not None:
+            return self.broken_at is None
+        return self.evidence.in_some_order()
+
     def page_read(self, number: int, records: list[dict[str, Any]], shifted: set[Any]) -> None:
-        """Check the order of a page; stop after it when it passed the bookmark in order.
+        """Check the orders of a page; stop after it when it passed the cutoff in order.
 
         `shifted`: ids the previous page held with the same `updatedAt` (the list moved
         down while it was read); they are neither evidence for nor against the order.
         """
-        floor = self.plan.floor
-        passed = False
-        for record in records:
-            updated = record.get("updatedAt")
-            if not isinstance(updated, str) or record.get("_id") in shifted:
-                continue  # records without a timestamp say nothing about the order
-            if self._lowest is not None and updated > self._lowest:
-                if self.broken_at is None:
-                    self.broken_at = number
-                    if not self.plan.full:
-                        self.logger.info(
-                            "%s: order broken at page %d: reading to the end", self.where, number
-                        )
-            else:
-                self._lowest = updated
-            passed = passed or (floor is not None and updated < floor)
-        if passed and not self.plan.full and self.broken_at is None:
+        was_broken = self.broken_at is not None
+        self.evidence.page(number, records, shifted)
+        key, cutoff = self.plan.key, self.plan.stop_below
+        if key is None or cutoff is None:
+            return
+        if self.broken_at is not None:
+            if not was_broken:
+                self.logger.info(
+                    "%s: order broken at page %d (%s rose): reading to the end",
+                    self.where,
+                    number,
+                    key,
+                )
+            return
+        lowest = self.evidence.checks[key].page_lowest
+        if lowest is not None and lowest < cutoff:
             self.stopped_at = number
 
     def finish(
@@ -213,23 +255,39 @@ class ScanRun:
     ) -> ScanHistory:
         """The history to keep once the listing was read to its end or to the early stop."""
         page_size = page_size or history.page_size
+        if self.stopped_at is not None:  # in order up to the stop: the key stands
+            key = self.plan.key
+            assert key is not None  # only a plan with a key stops early
+            newest = self._newest(key, history)
+            return replace(history, newest_seen=newest, page_size=page_size)
+        # Read to the end: the whole listing says which order it follows now.
+        key = self.evidence.followed()
+        note = None
+        if key is None:
+            kind = "full scan" if self.plan.full else "run"
+            note = f"{self.evidence.broken()} in the {kind} of {started_at}"
+        updated = replace(
+            history,
+            order_key=key,
+            newest_seen=None if key is None else self._newest(key, history),
+            order_note=note,
+            pages=pages,
+            page_size=page_size,
+        )
         if self.plan.full:
-            return ScanHistory(
+            return replace(
+                updated,
                 last_full_scan_at=started_at,
                 previous_full_scan_at=history.last_full_scan_at,
-                newest_first=self.broken_at is None,
-                order_note=(
-                    None
-                    if self.broken_at is None
-                    else f"updatedAt rose at page {self.broken_at} in the full scan of {started_at}"
-                ),
-                pages=pages,
-                page_size=page_size,
             )
-        if self.broken_at is not None:
-            note = f"updatedAt rose at page {self.broken_at} in the run of {started_at}"
-            return replace(history, newest_first=False, order_note=note, page_size=page_size)
-        return replace(history, page_size=page_size)
+        return updated
+
+    def _newest(self, key: str, history: ScanHistory) -> str | None:
+        """The newest value of `key` earlier runs and this one saw (None for the bookmark's)."""
+        if key == BOOKMARK_KEY:
+            return None
+        earlier = history.newest_seen if history.order_key == key else None
+        return _later(earlier, self.evidence.checks[key].newest)
 
     def outcome(self, history: ScanHistory, pages: int) -> str:
         """What kind of read it turned out to be, for the closing line."""
@@ -241,5 +299,10 @@ class ScanRun:
                 read = f"{self.stopped_at:,} of about {_pages(history.pages)}"
             return f"stopped after {read} ({self.plan.why})"
         if self.broken_at is not None:
-            return f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}"
+            found = self.evidence.followed()
+            now = f"newest {found} first" if found else "in no order the tap knows"
+            return (
+                f"order broken at page {self.broken_at}: read to the end, {_pages(pages)}; "
+                f"the listing is {now}"
+            )
         return f"read to the end before passing the bookmark: {_pages(pages)}"

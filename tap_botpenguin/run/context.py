@@ -112,7 +112,7 @@ class Run:
             windows=lambda count: WindowThreads(count, new_client),
             most=1 if one_at_a_time else settings.pages_in_flight,
             allowed=lambda: may_read_ahead(plan, scan, listing),
-            in_order=lambda: scan.broken_at is None,
+            in_order=lambda: scan.in_order,
             answer_time=lambda: limiter.answer_time,
             allowance=limiter.limit / limiter.window,
             expected=history.pages,

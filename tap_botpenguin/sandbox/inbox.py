@@ -3,7 +3,10 @@
 The contract documents no sort order, so the listing order is a switch (`ORDERS`):
 - `updated`: newest `updatedAt` first: every change moves a conversation to the top;
 - `last_message`: newest `lastMessage.at` first: a new message moves a conversation to the top,
-  a status-only change updates `updatedAt` and leaves it where it is;
+  a status-only change updates `updatedAt` and leaves it where it is (a conversation without
+  a last message sorts by `createdAt`);
+- `created`: newest `createdAt` first: new conversations arrive at the top, every change
+  leaves a conversation where it is;
 - `unordered`: a fixed order unrelated to time (a hash of `_id`): nothing ever moves.
 
 Changes are made by position in the listing as it is served now (0 = top of page 1).
@@ -20,7 +23,7 @@ from typing import Any
 
 from tap_botpenguin.sandbox.data import Bot, Record, iso, make_record
 
-ORDERS = ("updated", "last_message", "unordered")
+ORDERS = ("updated", "last_message", "created", "unordered")
 #: How far past a listing's last page the sandbox still answers (see `Inboxes.past_bound`).
 PAGE_BOUND = 20
 #: Starts the message of the answer past the bound; test helpers look for it.
@@ -37,6 +40,10 @@ def _newest_message(record: Record) -> tuple[str, str]:
     return (str(at or record.get("createdAt") or ""), str(record.get("_id")))
 
 
+def _newest_created(record: Record) -> tuple[str, str]:
+    return (str(record.get("createdAt") or ""), str(record.get("_id")))
+
+
 def _scrambled(record: Record) -> tuple[str, str]:
     digest = hashlib.sha256(str(record.get("_id")).encode()).hexdigest()
     return (digest, "")
@@ -45,6 +52,7 @@ def _scrambled(record: Record) -> tuple[str, str]:
 _SORT_KEYS: dict[str, Callable[[Record], tuple[str, str]]] = {
     "updated": _newest_update,
     "last_message": _newest_message,
+    "created": _newest_created,
     "unordered": _scrambled,
 }
 
@@ -181,6 +189,8 @@ class Inboxes:
             rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
             now = at or datetime.now(timezone.utc)
             fresh = [make_record(rng, len(inbox) + n, now) for n in range(count)]
+            for record in fresh:  # created now (a creation-ordered listing lists them first)
+                record["createdAt"] = record["updatedAt"]
             inbox[:0] = fresh
             self._changed()
             return [r["_id"] for r in fresh]

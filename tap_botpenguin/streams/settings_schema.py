@@ -119,7 +119,7 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         description=(
             "Most pages of one listing requested at once, when the API answers too slowly "
             "for one request at a time to use the token's allowance (full scans of listings "
-            "seen newest first; each batch is confirmed against page 1, so conversations "
+            "seen newest first by some key; each batch is confirmed against page 1, so conversations "
             "arriving meanwhile cost no record). `1`: always one request at a time "
             "(docs/concurrency.md)."
         ),
@@ -185,8 +185,10 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         title="Scan mode",
         description=(
             "`auto`: once a full read of a bot's listing has shown it is ordered newest "
-            "`updatedAt` first, later runs stop reading it once past the bookmark. "
-            "`full`: read every listing to the end on every run."
+            "first (by `updatedAt`, last message or creation), later runs stop reading it "
+            "once past what earlier runs covered; what that order does not bring to the top "
+            "comes with the next full read (`full_scan_every_hours`). `full`: read every "
+            "listing to the end on every run."
         ),
     ),
     th.Property(
@@ -196,7 +198,8 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         title="Full scan every hours",
         description=(
             "The longest time between two full reads of a bot's listing; a full read emits "
-            "every change an early-stopped run could not see. `0` makes every run a full read."
+            "every change an early-stopped run could not see (the longest a change can wait, "
+            "in a listing not ordered by `updatedAt`). `0` makes every run a full read."
         ),
     ),
 ).to_dict()
