@@ -14,10 +14,14 @@ class ListingError(BotPenguinError):
     """A request of one bot's listing failed for good: the run sets that listing aside.
 
     `status` is the HTTP (or envelope) status that failed it, None when no answer came at
-    all (connection refused or reset, timeouts); `page` the page it asked for.
+    all (connection refused or reset, timeouts); `page` the page it asked for; `unanswered`
+    what to check when no request of the run got an answer (a proxy in the way).
     """
 
-    def __init__(self, message: str, *, status: int | None, page: int) -> None:
+    def __init__(
+        self, message: str, *, status: int | None, page: int, unanswered: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.page = page
+        self.unanswered = unanswered or "check api_url"
