@@ -1,12 +1,18 @@
 """The line a run ends with says what happened: the proxy in the way and how to bypass it, the
-attempt an error came at (never "gave up" on what was not retried). Through the CLI, and
+attempt an error came at (never "gave up" on what was not retried), a target that stopped
+reading, and, in `run total`, what was written after the stream maps. Through the CLI, and
 Meltano where a user meets it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,11 +21,14 @@ from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 
 from .helpers import (
     PROXY_VARIABLES,
+    STREAM_TYPES,
     Meltano,
     RefusingProxy,
     base_config,
     closed_port_url,
     fresh_bots,
+    own_token_config,
+    own_tokens,
     pages_requested,
     run_cli,
 )
@@ -207,3 +216,69 @@ def test_a_failure_line_counts_the_attempts_made(tmp_path: Path, case: str) -> N
         else:
             assert "which is not a URL: the tap does not follow it" in line
     assert "Traceback" not in result.stderr
+
+
+# --- a target that stops reading -------------------------------------------------------------
+
+#: A target that reads the tap's output up to its first record, then exits.
+_STOPS_AFTER_ONE_RECORD = "import sys\nfor line in sys.stdin:\n    if '\"RECORD\"' in line: break\n"
+
+
+def _into_a_target_that_stops(config: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
+    """The tap's exit code and stderr, its stdout piped into a target that exits early."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    tap = subprocess.Popen(
+        [sys.executable, "-m", "tap_botpenguin", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert tap.stdout is not None
+    assert tap.stderr is not None
+    target = subprocess.Popen([sys.executable, "-c", _STOPS_AFTER_ONE_RECORD], stdin=tap.stdout)
+    tap.stdout.close()  # the target holds the only reading end
+    stderr = tap.stderr.read()
+    code = tap.wait(timeout=120)
+    assert target.wait(timeout=120) == 0
+    return code, stderr
+
+
+@pytest.mark.parametrize("tokens", ["shared", "own"], ids=["one token", "workers"])
+def test_a_target_that_stops_reading_ends_the_run_in_one_line(tmp_path: Path, tokens: str) -> None:
+    bots = fresh_bots() if tokens == "shared" else own_tokens(fresh_bots())
+    with Sandbox(bots=bots, rate_limit=None) as sandbox:
+        config = base_config(sandbox) if tokens == "shared" else own_token_config(sandbox)
+        code, stderr = _into_a_target_that_stops(config, tmp_path)
+
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
+    assert "| ERROR" in last
+    assert "The target stopped reading: standard output is a broken pipe" in last
+    assert "Traceback" not in stderr
+    assert "unhandled error" not in stderr
+    assert "Exception ignored" not in stderr
+
+
+# --- run total -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stream_maps",
+    [{"leads": {"__filter__": "record['isOnline'] == True"}}, {"chats": None}],
+    ids=["a __filter__", "a stream mapped away"],
+)
+def test_run_total_counts_the_records_written_after_stream_maps(
+    sandbox: Sandbox, tmp_path: Path, stream_maps: dict[str, Any]
+) -> None:
+    result = run_cli(base_config(sandbox, stream_maps=stream_maps), tmp_path)
+
+    assert result.exit_code == 0, result.stderr[-2000:]
+    written = sum(len(records) for records in result.records.values())
+    read = sum(len(sandbox.all_records(kind)) for kind in STREAM_TYPES.values())
+    assert 0 < written < read
+    [total] = [line for line in result.stderr.splitlines() if "run total:" in line]
+    assert f"; emitted {written}, " in total
+    done = [line for line in result.stderr.splitlines() if re.search(r"\| done \w+ bot ", line)]
+    assert len(done) == 6
+    assert sum(int(re.search(r"emitted (\d+),", line)[1]) for line in done) == written  # type: ignore[index]

@@ -25,3 +25,14 @@ class ListingError(BotPenguinError):
         self.status = status
         self.page = page
         self.unanswered = unanswered or "check api_url"
+
+
+class TargetStoppedError(BotPenguinError):
+    """Standard output is a broken pipe: whatever reads the tap's messages has gone."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The target stopped reading: standard output is a broken pipe (the process the "
+            "tap's messages go to ended or closed its input), so the run stops here. The "
+            "target's own log says why; the next run resumes from the last state it confirmed."
+        )
