@@ -25,7 +25,7 @@ from tap_botpenguin.config.checks import trim_pasted_values
 from tap_botpenguin.config.settings import Settings, secrets_of, setting_problems
 from tap_botpenguin.listing.ending import PageSizes
 from tap_botpenguin.listing.scan import SCAN_STATE_KEY
-from tap_botpenguin.report.errors import BotPenguinError
+from tap_botpenguin.report.errors import BotPenguinError, TargetStoppedError
 from tap_botpenguin.report.logs import configures_metrics, quiet_metrics, quiet_routine_lines
 from tap_botpenguin.report.redaction import RedactingFilter, redact
 from tap_botpenguin.run.context import Run, known_page_size
@@ -37,6 +37,7 @@ from tap_botpenguin.streams.settings_schema import CONFIG_JSONSCHEMA
 if TYPE_CHECKING:
     import click
     from singer_sdk import Stream
+    from singer_sdk.singerlib import Message
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -47,12 +48,30 @@ else:
 _NUMBERS_AS_TEXT = ("request_timeout", "full_scan_every_hours")
 
 
+class TargetWriter(MsgSpecWriter):
+    """Singer messages on stdout; a target that stopped reading ends the run in one line.
+
+    msgspec serializes them several times faster than the SDK's default simplejson.
+    """
+
+    def write_message(self, message: Message) -> None:
+        """Write one message; a broken pipe is the target gone, not a failure of the tap."""
+        try:
+            super().write_message(message)
+        except BrokenPipeError:
+            # Later writes (the SDK's, Python's flush at exit) go nowhere, without a word.
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            raise TargetStoppedError from None
+
+
 class TapBotPenguin(SdkTap):
     """Singer tap for BotPenguin leads and chats."""
 
     name = "tap-botpenguin"
-    # msgspec serializes Singer messages several times faster than the default simplejson.
-    message_writer_class = MsgSpecWriter
+    message_writer_class = TargetWriter
     #: The window `requests_per_minute` applies to (tests shorten it).
     rate_window_seconds: ClassVar[float] = 60.0
     #: Tokens as configured, before `trim_pasted_values` (redacted like the trimmed ones).

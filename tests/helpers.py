@@ -1,8 +1,8 @@
 """What the tests share, one helper per need; tests/conftest.py holds only pytest's fixtures.
 
 Sections, in order: constants; bots and settings; running the tap; what the sandbox was
-asked; what was logged; the short rate window; hostile records (hypothesis); Meltano and
-the warehouses.
+asked; what was logged; the short rate window; proxies; hostile records (hypothesis);
+Meltano and the warehouses.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -318,6 +320,53 @@ class ShortWindowTap(TapBotPenguin):
 def max_in_any_window(times: list[float], window: float) -> int:
     """The most of `times` that fall in any `window` seconds starting at one of them."""
     return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+# --- proxies -----------------------------------------------------------------------------------
+
+#: The environment variables `requests` reads proxies from, in either case.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+class RefusingProxy:
+    """A real HTTP proxy on loopback that refuses every request with `status`: a tunnel to an
+    https `api_url` (`CONNECT`) and a forwarded plain-http request alike. `requests` holds
+    what it was asked (`CONNECT 127.0.0.1:443`, `GET http://...`), in order."""
+
+    def __init__(self, status: int = 407) -> None:
+        self.status = status
+        self.requests: list[str] = []
+        proxy = self
+
+        class Refuse(BaseHTTPRequestHandler):
+            def refuse(self) -> None:
+                proxy.requests.append(f"{self.command} {self.path}")
+                self.send_response(proxy.status)
+                if proxy.status == 407:
+                    self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_CONNECT = do_GET = refuse
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: tests assert on what was asked, not on a log."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+
+    @property
+    def address(self) -> str:
+        """`host:port`, as the tap's lines name a proxy."""
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def __enter__(self) -> RefusingProxy:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 # --- hostile records (hypothesis) --------------------------------------------------------------

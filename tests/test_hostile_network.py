@@ -144,7 +144,7 @@ def test_a_trickling_answer_is_cut_at_the_deadline_and_retried(
 
     assert result.exit_code == 0, result.stderr[-2000:]
     assert len(result.records["leads"]) == 180 + 55
-    assert "ReadTimeout; retrying" in result.stderr
+    assert "ReadTimeout (no answer within request_timeout=1 s); retrying" in result.stderr
     assert len([r for r in api.listing_requests() if r.params == _params(2)]) == 2
     assert elapsed < 30
 

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import backoff
 import requests
 
+from tap_botpenguin.http.proxy import proxy_trouble
 from tap_botpenguin.http.responses import LISTING_PATH, Page, ResponseReader, RetriableError
 from tap_botpenguin.http.retries import retry_waits
 from tap_botpenguin.http.session import USER_AGENT, Deadlines, api_session
@@ -133,27 +134,44 @@ class PageClient:
             **endpoint.headers,
         }
         self._traffic = Traffic()
+        #: Attempts of the page being sent so far: what its failure line counts.
+        self._tries = 0
         self._retrying: Callable[[int], Page] = backoff.on_exception(
             retry_waits,
             RETRIED,
             max_tries=endpoint.max_retries,
+            giveup=self._not_retried,
             on_backoff=self._retrying_in,
             jitter=None,  # exact waits: see `retries`
             logger=None,  # the warning of `_retrying_in` says it better
         )(self._attempt)
 
     def send(self, number: int) -> Page:
-        """Page `number`, decoded; raises `ListingError` once retries are spent."""
+        """Page `number`, decoded; raises `ListingError` once retries are spent.
+
+        Failure lines count the attempts made: an error that is not retried says so, with the
+        attempt it came at, never "gave up after" the attempts it did not make.
+        """
+        self._tries = 0
         try:
             return self._retrying(number)
-        except BotPenguinError:
-            raise
+        except ListingError as exc:  # an answer that is not retried (401, 404, ...)
+            if self._tries <= 1:
+                raise
+            message, status = self._not_retried_at(str(exc)), exc.status
+            raise ListingError(message, status=status, page=exc.page) from exc
+        except BotPenguinError as exc:  # a redirect the tap does not follow
+            if self._tries <= 1:
+                raise
+            raise BotPenguinError(self._not_retried_at(str(exc))) from exc
         except (RetriableError, requests.RequestException, ConnectionError) as exc:
             response = getattr(exc, "response", None)
+            proxy = self._session.proxy
             raise ListingError(
                 self._gave_up(exc, number),
                 status=None if response is None else response.status_code,
                 page=number,
+                unanswered=None if proxy is None else proxy.check,
             ) from exc
 
     def take_traffic(self) -> Traffic:
@@ -169,6 +187,7 @@ class PageClient:
         prepared = requests.Request(
             "GET", self._url, params=self.endpoint.params(number), headers=self._headers
         ).prepare()
+        self._tries += 1
         with self._limiter.slot(on_wait=self._rate_limited):
             self._traffic.requests += 1
             started = time.monotonic()
@@ -194,13 +213,18 @@ class PageClient:
                 self._limiter.limit,
             )
 
+    def _not_retried(self, exc: Exception) -> bool:
+        """A proxy that refused the tunnel: it refuses it again (`session.proxy_trouble`)."""
+        trouble = proxy_trouble(exc)
+        return trouble is not None and not trouble[1]
+
     def _retrying_in(self, details: Details) -> None:
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         if response is not None:
             what = self._reader.describe(response)
         else:
-            what = f"{self.endpoint.where}: {type(exc).__name__}"
+            what = f"{self.endpoint.where}: failed{self._failure(exc)}"
         wait = float(details.get("wait", 0.0))
         self._waiting(wait)  # the warning says why
         self._logger.warning(
@@ -211,18 +235,33 @@ class PageClient:
             self.endpoint.max_retries,
         )
 
+    def _failure(self, exc: BaseException | None) -> str:
+        """How a request that got no answer failed, to follow "failed".
+
+        `: ReadTimeout (...)`, or ` at the proxy ...: ...` when the proxy is the trouble.
+        """
+        proxy = self._session.proxy
+        trouble = None if exc is None else proxy_trouble(exc)
+        if proxy is not None and trouble is not None:
+            return f" at {proxy}: {trouble[0]}"
+        what = f": {type(exc).__name__}"
+        if isinstance(exc, requests.Timeout):
+            what += f" (no answer within request_timeout={self.endpoint.timeout:g} s)"
+        return what if proxy is None else f"{what} (through {proxy})"
+
+    def _not_retried_at(self, message: str) -> str:
+        """`message`, saying at which attempt it came (earlier attempts were retried)."""
+        return f"{message} Not retried (attempt {self._tries} of {self.endpoint.max_retries})."
+
     def _gave_up(self, exc: BaseException, number: int) -> str:
-        tries = self.endpoint.max_retries
+        tries, most = self._tries, self.endpoint.max_retries
         if isinstance(exc, RetriableError):
             reason = str(exc)
         else:
-            reason = (
-                f"GET {urlparse(self._url).path} page {number} for {self.endpoint.where} failed: "
-                f"{type(exc).__name__}"
-            )
-            if isinstance(exc, requests.Timeout):
-                reason += f" (no answer within request_timeout={self.endpoint.timeout:g} s)"
-        return redact(
-            f"{reason}; gave up after {tries} attempts (max_retries={tries}).",
-            self.endpoint.secrets,
-        )
+            path, where = urlparse(self._url).path, self.endpoint.where
+            reason = f"GET {path} page {number} for {where} failed{self._failure(exc)}"
+        if isinstance(exc, RETRIED) and not self._not_retried(exc):
+            ending = f"gave up after {tries} attempts (max_retries={most})"
+        else:
+            ending = f"not retried (attempt {tries} of {most})"
+        return redact(f"{reason}; {ending}.", self.endpoint.secrets)

@@ -12,6 +12,9 @@ it (redirects, headers and body): a watchdog thread shuts the request's socket d
 passes, and the request fails as `requests.ReadTimeout`, which the retry policy retries like
 any timeout. (Establishing the connection is bounded by the socket timeout as before.)
 The watchdog is a thread, so it lives in `concurrency.deadlines` and is passed in.
+
+Proxy. The environment's proxy settings are read once per session (`api_session`); a proxy
+URL no request can go through stops the run before any request (`http.proxy`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from tap_botpenguin.http.proxy import ProxyRoute, proxy_route
 from tap_botpenguin.http.responses import page_of, status_text
 from tap_botpenguin.report.errors import BotPenguinError
 from tap_botpenguin.report.redaction import redact
@@ -161,6 +165,8 @@ class ApiSession(requests.Session):
         self.origin = origin(api_url)
         self.secrets = secrets
         self.max_redirects = MAX_REDIRECTS
+        #: The proxy requests go through (`api_session` reads it from the environment).
+        self.proxy: ProxyRoute | None = None
         self._deadlines = deadlines
         self._deadline: Deadline | None = None
         adapter = _WatchedAdapter(self._watch)
@@ -208,12 +214,24 @@ class ApiSession(requests.Session):
     @override
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         target = super().get_redirect_target(resp)
-        if target is None or origin(urljoin(resp.url, target)) == self.origin:
-            return target
-        resp.close()
-        where = urljoin(resp.url, target)
-        parts = urlsplit(where)
+        if target is None:
+            return None
         request_url = resp.request.url or ""
+        try:
+            where = urljoin(resp.url, target)
+            if origin(where) == self.origin:
+                return target
+        except ValueError:  # a port out of range, a broken IPv6 address: not an address
+            resp.close()
+            msg = (
+                f"GET {urlsplit(request_url).path} page {page_of(request_url)} was redirected "
+                f"({status_text(resp.status_code)}) to {target[:100]!r}, which is not a URL: "
+                "the tap does not follow it (the token was sent nowhere else). The server at "
+                "api_url sent a broken redirect: check api_url."
+            )
+            raise BotPenguinError(redact(msg, self.secrets)) from None
+        resp.close()
+        parts = urlsplit(where)
         msg = (
             f"GET {urlsplit(request_url).path} page {page_of(request_url)} was redirected "
             f"({status_text(resp.status_code)}) to {_base(where)}{parts.path}, another host "
@@ -234,6 +252,13 @@ def api_session(api_url: str, secrets: Sequence[str], deadlines: Deadlines) -> A
     session = ApiSession(api_url, secrets, deadlines)
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(api_url)
+    proxy = session.proxy = proxy_route(api_url, session.proxies)
+    if proxy is not None and proxy.unusable:
+        msg = (
+            f"{proxy.variable} sets a proxy no request can go through: {proxy.unusable}. Fix "
+            f"it, or set NO_PROXY={proxy.api_host} to reach api_url without a proxy."
+        )
+        raise BotPenguinError(msg)
     session.verify = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     )

@@ -108,7 +108,7 @@ class Failures:
         if error.status is not None:
             return str(error)
         if self.answers == 0:
-            return f"{error} No request of this run got an answer: check api_url."
+            return f"{error} No request of this run got an answer: {error.unanswered}."
         return (
             f"{error} The API stopped answering: no request got an answer since the previous "
             "listing failed the same way; stopping."

@@ -17,6 +17,8 @@ class Progress:
     """Counts pages, records, requests and waits of one stream and bot; reports them.
 
     Main thread only: what other threads did reaches it with each page they read.
+    `records_emitted` counts what was written: RECORD messages after the stream maps (a
+    `__filter__` drops records), or records as they go into batch files.
     """
 
     def __init__(

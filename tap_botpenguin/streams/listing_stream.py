@@ -199,6 +199,9 @@ class BotPenguinStream(MirroringStream):
     def _emit(self, read: BotRead, job: Job | None) -> Iterator[dict[str, Any]]:
         """The listing's records from the plan's floor on, page by page (main thread)."""
         floor, progress = read.plan.floor, read.progress
+        # RECORD messages are counted as written (`record_written`); batch files hold records
+        # as they leave here.
+        batching = self.get_batch_config(self.config) is not None
         counter = metrics.http_request_counter(self.name, endpoint=LISTING_PATH)
         with counter:
             counter.with_context({self._bot_key: read.bot.bot_id})
@@ -211,7 +214,8 @@ class BotPenguinStream(MirroringStream):
                         # Records without a readable `updatedAt` cannot be filtered: kept.
                         if floor is not None and isinstance(updated, str) and updated < floor:
                             continue
-                        progress.records_emitted += 1
+                        if batching:
+                            progress.records_emitted += 1
                         yield record
             finally:
                 # What the requests no page carried cost (the one past the end, say).
@@ -283,6 +287,12 @@ class BotPenguinStream(MirroringStream):
         self._read = None
         if self.table_version is not None and context == self.partitions[-1]:
             self.activate_version()
+
+    @override
+    def record_written(self) -> None:
+        # What the lines call emitted: after the stream maps (a `__filter__`, an alias).
+        if self._read is not None:
+            self._read.progress.records_emitted += 1
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import contextlib
 import copy
 import signal
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from functools import cached_property
 from types import FrameType
@@ -126,10 +126,23 @@ class SdkStream(Stream):
             self._stream_maps = self._tap.mapper.stream_maps[self.name]
         super()._write_schema_message()
 
+    def record_written(self) -> None:
+        """A RECORD message of this stream is written (after the stream maps)."""
+
     @override
     def _generate_record_messages(
         self, record: dict[str, Any]
     ) -> Generator[RecordMessage, None, None]:
+        """The SDK's RECORD messages of a record, each told to `record_written`.
+
+        The SDK writes every message this yields (`Stream._write_record_message`), so the
+        count is what was written: a `__filter__` map yields none, an alias one more.
+        """
+        for message in self._record_messages(record):
+            self.record_written()
+            yield message
+
+    def _record_messages(self, record: dict[str, Any]) -> Iterator[RecordMessage]:
         """The SDK's method minus its per-record selection walk, when nothing is deselected.
 
         `pop_deselected_record_properties` visits every nested key of every record; with all
