@@ -119,8 +119,8 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         description=(
             "Most pages of one listing requested at once, when the API answers too slowly "
             "for one request at a time to use the token's allowance (full scans of listings "
-            "seen newest first by some key; each batch is confirmed against page 1, so conversations "
-            "arriving meanwhile cost no record). `1`: always one request at a time "
+            "seen newest first by some key; each batch is confirmed against page 1, so "
+            "conversations arriving meanwhile cost no record). `1`: always one request at a time "
             "(docs/concurrency.md)."
         ),
     ),
