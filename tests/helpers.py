@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,6 +130,21 @@ def own_token_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
     return base_config(sandbox, bots=bots, **overrides)
 
 
+def catalog_selecting(
+    config: dict[str, Any], stream: str, keep: Callable[[str], bool]
+) -> dict[str, Any]:
+    """The discovered catalog as Meltano writes `select` patterns into it: `selected` on every
+    breadcrumb, all true except on the top-level properties of `stream` that `keep` refuses
+    (`!leads.profile` leaves `selected: true` on what `profile` holds; its parent wins)."""
+    catalog = TapBotPenguin(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            breadcrumb = item["breadcrumb"]
+            chosen = entry["tap_stream_id"] != stream or not breadcrumb or keep(breadcrumb[1])
+            item["metadata"]["selected"] = chosen or len(breadcrumb) > 2
+    return catalog
+
+
 def closed_port_url() -> str:
     """An http URL on loopback where nothing listens (connections are refused)."""
     with socket.socket() as probe:
@@ -228,6 +243,7 @@ def run_cli(
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    catalog: dict[str, Any] | None = None,
 ) -> SyncResult:
     """Run `python -m tap_botpenguin` as a user would; returns exit code, stdout, stderr."""
     command = [sys.executable, "-m", "tap_botpenguin"]
@@ -239,6 +255,10 @@ def run_cli(
         state_path = tmp_path / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
+    if catalog is not None:
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        command += ["--catalog", str(catalog_path)]
     command += args or []
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_BOTPENGUIN_")}
     run_env.update(env or {})
