@@ -269,6 +269,22 @@ def test_stream_maps_follow_the_evolved_schema(undocumented_api: Sandbox) -> Non
     assert all("leadScore" in r for r in result.records["crm_leads"])
 
 
+def test_a_copy_of_a_stream_keeps_what_a_map_removes_from_the_stream(
+    undocumented_api: Sandbox,
+) -> None:
+    """The SCHEMA of `leads_copy` declares `profile`, which its records carry (it lost it when
+    the tap rebuilt the maps from the first map's schema, out of which `profile` was cut)."""
+    maps = {"leads": {"profile": "__NULL__"}, "leads_copy": {"__source__": "leads"}}
+    result = run_in_process(base_config(undocumented_api, stream_maps=maps))
+
+    assert result.error is None
+    schemas = result.schemas()
+    assert "profile" not in schemas["leads"]["properties"]
+    assert {"profile", *UNDOCUMENTED_FIELDS} <= set(schemas["leads_copy"]["properties"])
+    assert all("profile" not in r for r in result.records["leads"])
+    assert all("profile" in r for r in result.records["leads_copy"])
+
+
 def test_a_learned_field_later_documented_takes_the_documented_type(
     undocumented_api: Sandbox,
 ) -> None:

@@ -7,7 +7,6 @@ upgrade starts here: when one breaks, the rest of the tap does not know about it
 from __future__ import annotations
 
 import contextlib
-import copy
 import signal
 import sys
 from collections.abc import Callable, Generator
@@ -22,6 +21,7 @@ from singer_sdk.exceptions import (
     ConfigValidationError,
     MaxRecordsLimitException,
 )
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin.report.errors import BotPenguinError
@@ -110,12 +110,17 @@ class SdkStream(Stream):
         `_write_schema_message` is the SDK's only way to send SCHEMA (at the stream's start,
         and here mid-stream); the stream maps (`_stream_maps`, and the tap's `mapper` reached
         through `Stream._tap`) are rebuilt from the new schema so aliases and flattening
-        follow.
+        follow. The base is the catalog's schema minus what it deselects, as the SDK
+        registers it (`get_selected_schema`), not the first map's `raw_schema`: a map removing
+        a property removes it from that dict too, and a copy of the stream
+        (`{"leads_copy": {"__source__": "leads"}}`) then lost the column.
         """
         declared = self.schema_to_declare()
         if declared:
             if self._base_schema is None:
-                self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
+                self._base_schema = get_selected_schema(
+                    self.name, self.effective_schema, self.mask
+                )
             base = self._base_schema
             properties = dict(base.get("properties", {}))
             for key, value in declared.items():
