@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 import pytest
 from hypothesis import strategies as st
@@ -143,6 +145,15 @@ def catalog_selecting(
             chosen = entry["tap_stream_id"] != stream or not breadcrumb or keep(breadcrumb[1])
             item["metadata"]["selected"] = chosen or len(breadcrumb) > 2
     return catalog
+
+
+def batch_settings(root: Path) -> dict[str, Any]:
+    """`batch_config` writing gzipped JSON Lines files under `root` (created here)."""
+    root.mkdir(parents=True, exist_ok=True)
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri(), "prefix": "bp-"},
+    }
 
 
 def closed_port_url() -> str:
@@ -275,6 +286,21 @@ def run_cli(
     messages = _parse(done.stdout) if not args else []
     record_golden(messages)
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
+
+
+def batch_rows(result: SyncResult) -> dict[str, list[dict[str, Any]]]:
+    """The rows of the batch files a run's BATCH messages name, per stream (JSON Lines, gzip
+    or not), in the order sent."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for message in result.messages:
+        if message["type"] != "BATCH":
+            continue
+        for url in message["manifest"]:
+            data = Path(urlparse(url).path).read_bytes()
+            if message["encoding"].get("compression") == "gzip":
+                data = gzip.decompress(data)
+            rows[message["stream"]] += _parse(data.decode())
+    return dict(rows)
 
 
 # --- what the sandbox was asked ----------------------------------------------------------------
