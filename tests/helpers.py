@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 import pytest
 from hypothesis import strategies as st
@@ -132,6 +134,30 @@ def own_token_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
     return base_config(sandbox, bots=bots, **overrides)
 
 
+def catalog_selecting(
+    config: dict[str, Any], stream: str, keep: Callable[[str], bool]
+) -> dict[str, Any]:
+    """The discovered catalog as Meltano writes `select` patterns into it: `selected` on every
+    breadcrumb, all true except on the top-level properties of `stream` that `keep` refuses
+    (`!leads.profile` leaves `selected: true` on what `profile` holds; its parent wins)."""
+    catalog = TapBotPenguin(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            breadcrumb = item["breadcrumb"]
+            chosen = entry["tap_stream_id"] != stream or not breadcrumb or keep(breadcrumb[1])
+            item["metadata"]["selected"] = chosen or len(breadcrumb) > 2
+    return catalog
+
+
+def batch_settings(root: Path) -> dict[str, Any]:
+    """`batch_config` writing gzipped JSON Lines files under `root` (created here)."""
+    root.mkdir(parents=True, exist_ok=True)
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri(), "prefix": "bp-"},
+    }
+
+
 def closed_port_url() -> str:
     """An http URL on loopback where nothing listens (connections are refused)."""
     with socket.socket() as probe:
@@ -230,6 +256,7 @@ def run_cli(
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    catalog: dict[str, Any] | None = None,
 ) -> SyncResult:
     """Run `python -m tap_botpenguin` as a user would; returns exit code, stdout, stderr."""
     command = [sys.executable, "-m", "tap_botpenguin"]
@@ -241,6 +268,10 @@ def run_cli(
         state_path = tmp_path / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
+    if catalog is not None:
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        command += ["--catalog", str(catalog_path)]
     command += args or []
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_BOTPENGUIN_")}
     run_env.update(env or {})
@@ -257,6 +288,21 @@ def run_cli(
     messages = _parse(done.stdout) if not args else []
     record_golden(messages)
     return SyncResult(messages, stderr=done.stderr, exit_code=done.returncode, stdout=done.stdout)
+
+
+def batch_rows(result: SyncResult) -> dict[str, list[dict[str, Any]]]:
+    """The rows of the batch files a run's BATCH messages name, per stream (JSON Lines, gzip
+    or not), in the order sent."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for message in result.messages:
+        if message["type"] != "BATCH":
+            continue
+        for url in message["manifest"]:
+            data = Path(urlparse(url).path).read_bytes()
+            if message["encoding"].get("compression") == "gzip":
+                data = gzip.decompress(data)
+            rows[message["stream"]] += _parse(data.decode())
+    return dict(rows)
 
 
 # --- what the sandbox was asked ----------------------------------------------------------------

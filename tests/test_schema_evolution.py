@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,6 @@ import pytest
 from tap_botpenguin.records.evolution import JSON_COLUMN, STATE_KEY
 from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
 from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS
-from tap_botpenguin.tap import TapBotPenguin
 
 from .helpers import (
     ANNOUNCED,
@@ -23,8 +24,10 @@ from .helpers import (
     STREAM_TYPES,
     SyncResult,
     base_config,
+    catalog_selecting,
     fresh_bots,
     logged,
+    run_cli,
     run_in_process,
 )
 
@@ -179,42 +182,80 @@ def test_discard_mode_drops_and_names_them(
     assert all("discarded (undocumented_fields: discard)" in line for line in lines)
 
 
-def _catalog(undocumented_api: Sandbox, deselect: str | None) -> dict[str, Any]:
-    """The discovered catalog with every stream and property selected (Meltano's `leads.*`),
-    or with one property of `leads` deselected."""
-    catalog = TapBotPenguin(config=base_config(undocumented_api)).catalog_dict
-    for entry in catalog["streams"]:
-        for item in entry["metadata"]:
-            breadcrumb = item["breadcrumb"]
-            item["metadata"]["selected"] = not (
-                entry["tap_stream_id"] == "leads" and breadcrumb == ["properties", deselect]
-            )
-    return catalog
+#: The leads columns of a catalog that lists the wanted ones (`select: [leads._id, ...]`).
+LISTED = {"_id", "updatedAt", "status"}
+#: What the WARNING says when the catalog had new fields dropped.
+DROPPED_BY_CATALOG = (
+    "discarded (the catalog does not select `undocumentedFields`, so it lists the columns it "
+    "wants; select `leads.undocumentedFields` to take new fields)"
+)
 
 
-def test_a_catalog_selecting_every_property_takes_new_fields(undocumented_api: Sandbox) -> None:
-    result = run_in_process(base_config(undocumented_api), catalog=_catalog(undocumented_api, None))
-
-    assert result.error is None
-    assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["leads"]["properties"])
-    assert all("leadScore" in r for r in result.records["leads"])
+def _warnings(result: SyncResult) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "| WARNING  |" in line]
 
 
-def test_a_catalog_picking_properties_one_by_one_does_not_take_new_ones(
-    undocumented_api: Sandbox, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "keep",
+    [
+        pytest.param(lambda name: True, id="every property (leads.*)"),
+        pytest.param(lambda name: name != "profile", id="one left out (*.*, !leads.profile)"),
+        pytest.param(
+            lambda name: name in {*LISTED, JSON_COLUMN}, id="a list with undocumentedFields"
+        ),
+    ],
+)
+def test_a_catalog_selecting_undocumented_fields_takes_new_fields(
+    undocumented_api: Sandbox, tmp_path: Path, keep: Callable[[str], bool]
 ) -> None:
-    caplog.set_level(logging.INFO)
-    result = run_in_process(
-        base_config(undocumented_api), catalog=_catalog(undocumented_api, "uuid")
-    )
+    config = base_config(undocumented_api)
+    catalog = catalog_selecting(config, "leads", keep)
 
-    assert result.error is None
-    assert all(not set(r) & {*UNDOCUMENTED_FIELDS, "uuid"} for r in result.records["leads"])
+    result = run_cli(config, tmp_path, catalog=catalog)
+
+    assert result.exit_code == 0, result.stderr
+    declared = result.schemas()["leads"]["properties"]
+    assert set(UNDOCUMENTED_FIELDS) <= set(declared)
+    assert all(keep(name) for name in declared if name not in UNDOCUMENTED_FIELDS)
+    records = result.records["leads"]
+    assert len(records) == len(undocumented_api.all_records("lead"))
+    assert all("leadScore" in r and "utm" in r for r in records)
+    assert all(keep(name) for r in records for name in r if name not in UNDOCUMENTED_FIELDS)
+    assert set(LEARNED_KINDS) <= set(result.final_state["bookmarks"]["leads"][STATE_KEY])
+    assert not [line for line in _warnings(result) if ANNOUNCED in line]
+
+
+def test_a_catalog_listing_the_wanted_columns_drops_new_fields_with_a_warning(
+    undocumented_api: Sandbox, tmp_path: Path
+) -> None:
+    config = base_config(undocumented_api)
+    catalog = catalog_selecting(config, "leads", lambda name: name in LISTED)
+
+    result = run_cli(config, tmp_path, catalog=catalog)
+
+    assert result.exit_code == 0, result.stderr
+    assert set(result.schemas()["leads"]["properties"]) == LISTED
+    assert len(result.records["leads"]) == len(undocumented_api.all_records("lead"))
+    assert all(set(r) == LISTED for r in result.records["leads"])
+    assert STATE_KEY not in result.final_state["bookmarks"]["leads"]
+    # chats selects every property: it learns them as usual.
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["chats"]["properties"])
-    (leads_line,) = [
-        line for line in logged(caplog, containing=ANNOUNCED) if line.startswith("leads")
-    ]
-    assert "the catalog selects this stream's properties one by one" in leads_line
+    (line,) = [line for line in _warnings(result) if ANNOUNCED in line]
+    assert "leads: the API sent 7 field(s)" in line
+    assert line.endswith(DROPPED_BY_CATALOG)
+
+
+def test_undocumented_fields_discard_is_said_at_info(
+    undocumented_api: Sandbox, tmp_path: Path
+) -> None:
+    """The user asked for it: named, but not a warning (nothing to act on)."""
+    result = run_cli(base_config(undocumented_api, undocumented_fields="discard"), tmp_path)
+
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if ANNOUNCED in line]
+    assert len(lines) == len(STREAM_TYPES)
+    assert all("| INFO     |" in line for line in lines)
+    assert all(line.endswith("discarded (undocumented_fields: discard)") for line in lines)
 
 
 def test_stream_maps_follow_the_evolved_schema(undocumented_api: Sandbox) -> None:
@@ -226,6 +267,22 @@ def test_stream_maps_follow_the_evolved_schema(undocumented_api: Sandbox) -> Non
     assert result.error is None
     assert set(UNDOCUMENTED_FIELDS) <= set(result.schemas()["crm_leads"]["properties"])
     assert all("leadScore" in r for r in result.records["crm_leads"])
+
+
+def test_a_copy_of_a_stream_keeps_what_a_map_removes_from_the_stream(
+    undocumented_api: Sandbox,
+) -> None:
+    """The SCHEMA of `leads_copy` declares `profile`, which its records carry (it lost it when
+    the tap rebuilt the maps from the first map's schema, out of which `profile` was cut)."""
+    maps = {"leads": {"profile": "__NULL__"}, "leads_copy": {"__source__": "leads"}}
+    result = run_in_process(base_config(undocumented_api, stream_maps=maps))
+
+    assert result.error is None
+    schemas = result.schemas()
+    assert "profile" not in schemas["leads"]["properties"]
+    assert {"profile", *UNDOCUMENTED_FIELDS} <= set(schemas["leads_copy"]["properties"])
+    assert all("profile" not in r for r in result.records["leads"])
+    assert all("profile" in r for r in result.records["leads_copy"])
 
 
 def test_a_learned_field_later_documented_takes_the_documented_type(

@@ -294,3 +294,52 @@ def test_meltano_schema_extra_declares_a_field_and_its_type_wins(
         line for line in done.stderr.splitlines() if ANNOUNCED in line and "leads:" in line
     ]
     assert "leadScore" not in leads_line  # declared, so not announced as new
+
+
+@pytest.mark.parametrize(
+    ("select", "columns"),
+    [
+        pytest.param(
+            ["*.*", "!leads.profile"],
+            None,
+            id="*.*, !leads.profile: learned, without profile",
+        ),
+        pytest.param(
+            ["leads._id", "leads.botId", "leads.updatedAt", "leads.status", "chats.*"],
+            {"_id", "botid", "updatedat", "status"},
+            id="a list of columns: new fields dropped, with a warning",
+        ),
+    ],
+)
+def test_meltano_select_leaving_columns_out_keeps_learning(
+    undocumented_api: Sandbox,
+    schema: str,
+    tmp_path: Path,
+    select: list[str],
+    columns: set[str] | None,
+) -> None:
+    """docs/schema-evolution.md's rule: `undocumentedFields` selected (`*.*` with an exclusion)
+    means new fields are learned; a list of wanted columns leaves it out."""
+    warehouse = Warehouse("target-postgres", tmp_path, schema)
+    meltano = Meltano(
+        tmp_path, undocumented_api, **warehouse.env(), TAP_BOTPENGUIN__SELECT=json.dumps(select)
+    )
+    done = meltano.run("run", "tap-botpenguin", "target-postgres")
+
+    loaded = {c.lower() for c in warehouse.columns("leads") if not c.startswith("_sdc")}
+    rows = warehouse.rows("leads")
+    records = undocumented_api.all_records("lead")
+    assert set(rows) == set(records)
+    (line,) = [line for line in done.stderr.splitlines() if ANNOUNCED in line and "leads:" in line]
+    if columns is None:
+        assert "profile" not in loaded
+        assert {name.lower() for name in UNDOCUMENTED_FIELDS} <= loaded
+        for key, record in records.items():
+            for field in UNDOCUMENTED_FIELDS:
+                assert _loaded(rows, key, field) == record.get(field), (key, field)
+        assert "added as columns" in line
+        assert "[info" in line  # Meltano's rendering of the tap's level
+    else:
+        assert loaded == columns
+        assert "[warning" in line
+        assert "select `leads.undocumentedFields` to take new fields" in line

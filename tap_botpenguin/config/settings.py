@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tap_botpenguin.config.batch import batch_problems
 from tap_botpenguin.config.checks import api_url_problems, token_problems
 from tap_botpenguin.records.evolution import MAX_COLUMNS
 from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
@@ -99,6 +100,7 @@ def setting_problems(config: Mapping[str, Any]) -> list[str]:
     problems += token_problems(config)
     problems += api_url_problems(config.get("api_url"))
     problems += _number_problems(config)
+    problems += batch_problems(config)
     start_date = config.get("start_date")
     if start_date is not None and parse_datetime(start_date) is None:
         problems.append(f"`start_date` must be an ISO 8601 date-time, got {start_date!r}.")

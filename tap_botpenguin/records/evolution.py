@@ -13,8 +13,10 @@
   Documented fields, and fields the catalog declares (Meltano's `schema` extra), always win.
 - `json`: every undocumented field goes into one object column, `undocumentedFields`.
 - `discard`: they are dropped.
-Each field is named once per stream and run: in one INFO line, whatever the mode, or in one
-WARNING when it goes into the JSON column because it cannot have a column of its own.
+A catalog that does not select the JSON column (a list of wanted columns leaves it out) takes
+no new fields either: they are dropped, whatever the mode. Each field is named once per stream
+and run: in one INFO line, or in one WARNING when it is dropped because of the catalog (the
+user may want it) or goes into the JSON column because it cannot have a column of its own.
 
 Main thread only: the stream inspects each page as it takes it for emitting (records changed
 for `json`/`discard` there), and writes SCHEMA messages and log lines before the first record
@@ -23,6 +25,7 @@ carrying something new (`pending`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -30,6 +33,8 @@ from tap_botpenguin.records.sanitize import INVALID_FIELDS, RecordSanitizer, Sch
 from tap_botpenguin.report.logs import AnyLogger
 
 MODES = ("evolve", "json", "discard")
+#: Why fields are dropped when the setting says so (the user's choice: an INFO line).
+DISCARD_SETTING = "undocumented_fields: discard"
 #: The stream state's entry for learned fields: `{name: JSON Schema}`, API names.
 STATE_KEY = "undocumented_fields"
 #: The one object column of the `json` mode.
@@ -114,7 +119,7 @@ class UndocumentedFields:
         mode: str,
         learned: dict[str, Schema],
         logger: AnyLogger,
-        reason: str = "undocumented_fields: discard",
+        reason: str = DISCARD_SETTING,
         name: Callable[[str], str] = str,
         catalog_fields: Mapping[str, Schema] | None = None,
         max_columns: int = MAX_COLUMNS,
@@ -266,7 +271,10 @@ class UndocumentedFields:
                 "json": f"kept in the `{name(JSON_COLUMN)}` column",
                 "discard": f"discarded ({self.reason})",
             }[self.mode]
-            self.logger.info(
+            # Dropped because of the catalog: the user may well want them (a WARNING).
+            dropped_by_catalog = self.mode == "discard" and self.reason != DISCARD_SETTING
+            self.logger.log(
+                logging.WARNING if dropped_by_catalog else logging.INFO,
                 "%s: the API sent %d field(s) its documentation does not list: %s; %s",
                 self.stream,
                 len(news),
@@ -290,21 +298,26 @@ def for_stream(
     config: Mapping[str, Any],
     stream_state: Mapping[str, Any],
     *,
-    selects_every_property: bool,
+    selects_json_column: bool,
     logger: AnyLogger,
     name: Callable[[str], str] = str,
     catalog_fields: Mapping[str, Schema] | None = None,
 ) -> UndocumentedFields:
     """The stream's undocumented fields as its settings, catalog and state say.
 
-    A catalog that picks properties one by one (any documented property deselected) did not
-    ask for new ones: they are discarded, and named. `leads.*` selects every property.
+    The JSON column stands for every field the API does not document. A catalog that selects
+    it (`leads.*`, `*.*`, `*.*` with exclusions such as `!leads.profile`) takes new fields; a
+    list of wanted columns leaves it out, so they are dropped, and named in a WARNING.
     """
     mode = str(config.get("undocumented_fields") or "evolve")
-    reason = "undocumented_fields: discard"
-    if mode != "discard" and not selects_every_property:
+    reason = DISCARD_SETTING
+    if mode != "discard" and not selects_json_column:
         mode = "discard"
-        reason = "the catalog selects this stream's properties one by one, not these"
+        column = name(JSON_COLUMN)
+        reason = (
+            f"the catalog does not select `{column}`, so it lists the columns it wants; "
+            f"select `{stream}.{column}` to take new fields"
+        )
     learned = learned_from_state(stream_state) if mode == "evolve" else {}
     _warn_widened(stream, stream_state, learned, logger)
     cap = config.get("max_undocumented_columns")

@@ -47,7 +47,9 @@ class EvolvingStream(SdkStream):
                 "max_undocumented_columns": self.settings.max_undocumented_columns,
             },
             self.stream_state,
-            selects_every_property=self.selects_every_property,
+            # A property the catalog does not mention takes its stream's selection (the SDK's
+            # rule), so a catalog without metadata for the column takes new fields too.
+            selects_json_column=self.mask[("properties", self.field_name(evolution.JSON_COLUMN))],
             logger=self.logger,
             name=self.field_name,
             catalog_fields={key: value for key, value in catalog.items() if key not in ours},

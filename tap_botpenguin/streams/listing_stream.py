@@ -268,6 +268,7 @@ class BotPenguinStream(MirroringStream):
         self, context: Context, partition: dict[str, Any], read: BotRead, *, failed: bool
     ) -> None:
         """The listing's state, closing line and totals, once its records were emitted."""
+        self.write_batches()  # with `batch_config`: the bot's records are sent before its state
         listing, scan, progress = read.listing, read.scan, read.progress
         if listing.deferred is not None:
             self.run.page_sizes.defer(listing.where, listing.deferred)

@@ -7,21 +7,23 @@ upgrade starts here: when one breaks, the rest of the tap does not know about it
 from __future__ import annotations
 
 import contextlib
-import copy
 import signal
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime, timezone
 from functools import cached_property
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream, Tap, metrics
+from singer_sdk.batch import Batcher
 from singer_sdk.exceptions import (
     AbortedSyncExceptionBase,
     ConfigValidationError,
     MaxRecordsLimitException,
 )
+from singer_sdk.helpers._batch import BatchConfig, SDKBatchMessage
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.singerlib import RecordMessage
 
 from tap_botpenguin.report.errors import BotPenguinError
@@ -31,6 +33,9 @@ if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
 
 # singer_sdk.helpers._state.PROGRESS_MARKERS (0.54.9, 0.55.0b7): where an unsorted stream's
 # new bookmark waits until its partition is finalized. Not exported; its value is stable.
@@ -65,12 +70,34 @@ def _explained(error: BaseException | None) -> bool:
 ROUTINE_TO_DEBUG = RoutineToDebug(_explained)
 
 
+class _PendingBatches:
+    """Records mapped for BATCH files, per stream alias, not yet written (main thread)."""
+
+    def __init__(self, config: BatchConfig, counter: metrics.Counter) -> None:
+        self.config = config
+        self.counter = counter
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        #: Records taken from the stream since the last files were written.
+        self.taken = 0
+
+    def add(self, stream: str, record: Mapping[str, Any]) -> None:
+        """A mapped record for `stream`'s next file (typed a Mapping from singer-sdk 0.55)."""
+        row = record if isinstance(record, dict) else dict(record)
+        self.rows.setdefault(stream, []).append(row)
+
+    @property
+    def full(self) -> bool:
+        return self.taken >= self.config.batch_size
+
+
 class SdkStream(Stream):
     """The SDK stream hooks the tap's streams need beyond the public API."""
 
     #: Called once the SDK has synced this stream (`log_sync_costs`, see below).
     on_synced: Callable[[], None] | None = None
     _base_schema: dict[str, Any] | None = None
+    #: With `batch_config`, the records of the files not yet written.
+    _batches: _PendingBatches | None = None
 
     @cached_property
     def selects_every_property(self) -> bool:
@@ -110,12 +137,15 @@ class SdkStream(Stream):
         `_write_schema_message` is the SDK's only way to send SCHEMA (at the stream's start,
         and here mid-stream); the stream maps (`_stream_maps`, and the tap's `mapper` reached
         through `Stream._tap`) are rebuilt from the new schema so aliases and flattening
-        follow.
+        follow. The base is the catalog's schema minus what it deselects, as the SDK
+        registers it (`get_selected_schema`), not the first map's `raw_schema`: a map removing
+        a property removes it from that dict too, and a copy of the stream
+        (`{"leads_copy": {"__source__": "leads"}}`) then lost the column.
         """
         declared = self.schema_to_declare()
         if declared:
             if self._base_schema is None:
-                self._base_schema = copy.deepcopy(self.stream_maps[0].raw_schema)
+                self._base_schema = get_selected_schema(self.name, self.effective_schema, self.mask)
             base = self._base_schema
             properties = dict(base.get("properties", {}))
             for key, value in declared.items():
@@ -162,6 +192,56 @@ class SdkStream(Stream):
                     version=self._stream_version,
                     time_extracted=datetime.now(timezone.utc),
                 )
+
+    @override
+    def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
+        """BATCH files holding what RECORD messages would: stream maps and selection applied.
+
+        The SDK's `_sync_batches` (0.54.9, 0.55.0b7) writes the records as `post_process`
+        leaves them, before the stream maps and the catalog's selection, and sends every
+        alias the same files (meltano/sdk#1117): a map removing a column (PII) or a
+        `__filter__` reached the files, and the warehouse. Here each record goes through
+        `_generate_record_messages`, as for RECORD messages, into files per alias; a STATE
+        message follows each round of files, as in the SDK. Private names used, the same on
+        both versions: `_sync_batches` (called by the final `sync` when `get_batch_config`
+        gives a config), `_sync_records(write_messages=False)`, `SDKBatchMessage`,
+        `_write_state_message` and `state_manager.is_flushed`. 0.55's Arrow path
+        (`get_record_batches`) is left out: this tap has no Arrow data.
+        """
+        with self.get_batch_counter() as counter:
+            self._batches = _PendingBatches(batch_config, counter)
+            try:
+                for record in self._sync_records(context, write_messages=False):
+                    self._batches.taken += 1
+                    for message in self._generate_record_messages(record):
+                        self._batches.add(message.stream, message.record)
+                    if self._batches.full:
+                        self.write_batches()
+                self.write_batches()
+            finally:
+                self._batches = None
+
+    def write_batches(self) -> None:
+        """With `batch_config`: the records taken so far into files, BATCH messages, STATE.
+
+        Also called before a partition's bookmark moves, so a STATE message (the SDK's last
+        one, on SIGTERM) never covers records still waiting for their file.
+        """
+        batches = self._batches
+        if batches is None or not batches.taken:
+            return
+        for alias, rows in batches.rows.items():
+            batcher = Batcher(self.tap_name, alias, batches.config)
+            for manifest in batcher.get_batches(iter(rows)):
+                batches.counter.increment()
+                message = SDKBatchMessage(
+                    stream=alias, encoding=batches.config.encoding, manifest=manifest
+                )
+                self._tap.write_message(message)
+        batches.rows, batches.taken = {}, 0
+        # As the SDK's `_write_batch_message` does: the state has news to write.
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     @override
     def log_sync_costs(self) -> None:
