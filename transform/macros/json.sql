@@ -1,7 +1,7 @@
 {#
   JSON access where the warehouses differ: `profile` and `lastMessage` are jsonb in
   PostgreSQL, JSON in DuckDB and VARIANT in Snowflake (the Snowflake variants are written to
-  Snowflake's documentation and not tested offline). `keys` are lists of keys, already named
+  Snowflake's documentation, compiled offline, never run). `keys` are lists of keys, already named
   as the table names them (see `botpenguin_key`).
 #}
 
