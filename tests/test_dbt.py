@@ -30,7 +30,7 @@ from .helpers import (
     postgres_env,
     run_demo,
 )
-from .marts import assert_marts_match, duckdb_query, expected_marts, pg_query
+from .marts import Query, assert_marts_match, duckdb_query, expected_marts, pg_query
 
 pytestmark = pytest.mark.e2e
 
@@ -134,6 +134,17 @@ def _what_the_shapes_hold(sandbox: Sandbox) -> None:
     assert {row["is_paid"] for row in rows.values()} == {True, False, None}
 
 
+def _warehouse(
+    target: str, pg: psycopg.Connection, schema: str, tmp_path: Path
+) -> tuple[dict[str, str], str, Query]:
+    """The settings that load `target` and build the marts there, their schema, a reader."""
+    if target == "duckdb":
+        database = tmp_path / "warehouse.duckdb"
+        env = {"TARGET_DUCKDB_FILEPATH": str(database), "DBT_DUCKDB_PATH": str(database)}
+        return env, "analytics", duckdb_query(database)
+    return {**postgres_env(schema), **dbt_postgres_env(schema)}, f"{schema}_analytics", pg_query(pg)
+
+
 @pytest.mark.parametrize(
     ("target", "mode", "snake"),
     [
@@ -150,16 +161,8 @@ def test_real_and_documented_records_reach_the_marts_in_every_mode(
     pg: psycopg.Connection, schema: str, tmp_path: Path, target: str, mode: str, snake: bool
 ) -> None:
     """The demo bots: one documented, one real-shaped, one with both shapes on every page.
-    Names, blanks, phones, channels and the real flags, row by row; `json` is followed by
-    an `evolve` run, so some fields are columns on some rows and JSON keys on others."""
-    database = tmp_path / "warehouse.duckdb"
-    if target == "duckdb":
-        env = {"TARGET_DUCKDB_FILEPATH": str(database), "DBT_DUCKDB_PATH": str(database)}
-        analytics, query = "analytics", duckdb_query(database)
-    else:
-        env = {**postgres_env(schema), **dbt_postgres_env(schema)}
-        analytics, query = f"{schema}_analytics", pg_query(pg)
-    pipeline = ("run", "tap-botpenguin", f"target-{target}", f"dbt-{target}:build")
+    Names, blanks, phones, channels and the real flags, row by row."""
+    env, analytics, query = _warehouse(target, pg, schema, tmp_path)
     with Sandbox(bots=fresh_bots("demo"), rate_limit=None) as sandbox:
         _what_the_shapes_hold(sandbox)
         meltano = Meltano(
@@ -170,14 +173,36 @@ def test_real_and_documented_records_reach_the_marts_in_every_mode(
             TAP_BOTPENGUIN_SNAKE_CASE_FIELDS=str(snake).lower(),
         )
         try:
-            assert DBT_PASSED in meltano.run(*pipeline).stderr
+            done = meltano.run("run", "tap-botpenguin", f"target-{target}", f"dbt-{target}:build")
+            assert DBT_PASSED in done.stderr
             assert_marts_match(query, analytics, sandbox, extras=mode != "discard")
-            if mode == "json":
-                sandbox.update(WHATSAPP_BOT, "lead", [0, 1, 2], message=False)
-                sandbox.update(WEBSITE_BOT, "lead", [1], fields={"isPaid": True, "platform": []})
-                meltano.env["TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS"] = "evolve"
-                assert DBT_PASSED in meltano.run(*pipeline).stderr
-                assert_marts_match(query, analytics, sandbox)
+        finally:
+            pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
+
+
+def test_fields_in_a_column_on_some_rows_and_in_the_json_column_on_others(
+    pg: psycopg.Connection, schema: str, tmp_path: Path
+) -> None:
+    """A load in `json` mode, then one in `evolve`: the rows the second run changed carry
+    the real fields as columns, the others in `undocumentedFields`; the marts read both."""
+    env, analytics, query = _warehouse("postgres", pg, schema, tmp_path)
+    with Sandbox(bots=fresh_bots("demo"), rate_limit=None) as sandbox:
+        meltano = Meltano(tmp_path, sandbox, **env, TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS="json")
+        meltano.run("run", "tap-botpenguin", "target-postgres")
+        changed = sandbox.update(WHATSAPP_BOT, "lead", [0, 1, 2], message=False)
+        changed += sandbox.update(WEBSITE_BOT, "lead", [1], fields={"isPaid": True})
+        meltano.env["TAP_BOTPENGUIN_UNDOCUMENTED_FIELDS"] = "evolve"
+        try:
+            done = meltano.run("run", "tap-botpenguin", "target-postgres", "dbt-postgres:build")
+            assert DBT_PASSED in done.stderr
+            [(as_columns, in_json)] = pg.execute(
+                'select count(*) filter (where "isPaid" is not null), '
+                """count(*) filter (where "undocumentedFields" ? 'isPaid') """
+                f'from "{schema}".leads'
+            ).fetchall()
+            assert as_columns == len(changed)
+            assert in_json > 20
+            assert_marts_match(query, analytics, sandbox)
         finally:
             pg.execute(f'drop schema if exists "{schema}_analytics" cascade')
 
