@@ -24,7 +24,11 @@ if [ ! -f "$stamp" ]; then
   if ! {
     .venv/bin/python -m pip install --quiet --upgrade pip &&
       .venv/bin/python -m pip install --quiet -e ".[dev]" &&
-      .venv/bin/meltano --log-level=warning install
+      .venv/bin/meltano --log-level=warning install &&
+      # Test-only: fakesnow stands in for Snowflake when tests/test_snowflake.py compiles
+      # the dbt project with dbt-snowflake (scripts/snowflake_compile.py).
+      .venv/bin/uv pip install --quiet --python .meltano/utilities/dbt-snowflake/venv/bin/python \
+        "fakesnow>=0.12,<0.13"
   } >"$log" 2>&1; then
     cat "$log" >&2
     echo "The set-up failed (output above, also in $log)" >&2

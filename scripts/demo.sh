@@ -24,7 +24,7 @@ if has_credentials; then
 else
   warehouse=$out/sandbox.duckdb
   url_file=$(mktemp)
-  .venv/bin/python -m tap_botpenguin.sandbox --port 0 --url-file "$url_file" >/dev/null &
+  .venv/bin/python -m tap_botpenguin.sandbox --shape demo --port 0 --url-file "$url_file" >/dev/null &
   sandbox_pid=$!
   trap 'kill $sandbox_pid 2>/dev/null; rm -f "$url_file"' EXIT
   for _ in $(seq 100); do [ -s "$url_file" ] && break; sleep 0.1; done

@@ -45,6 +45,14 @@ def marts(warehouse: Path) -> None:
         print(f"  {'bot':<26} {'leads':>6} {'chats':>6} {'total':>6}")
         for bot_id, leads, chats, total in rows:
             print(f"  {bot_id:<26} {leads:>6} {chats:>6} {total:>6}")
+        print("\nConversations per channel (analytics.botpenguin__conversations):")
+        print(f"  {'channel':<12} {'leads':>6} {'chats':>6} {'total':>6}")
+        for channel, leads, chats, total in db.sql(
+            "select channel, count(*) filter (where conversation_type = 'lead'), "
+            "count(*) filter (where conversation_type = 'chat'), count(*) "
+            "from analytics.botpenguin__conversations group by 1 order by 4 desc, 1"
+        ).fetchall():
+            print(f"  {channel:<12} {leads:>6} {chats:>6} {total:>6}")
         print("\nLeads by status:")
         for status, count in db.sql(
             "select coalesce(status, '(none)'), count(*) from analytics.botpenguin__conversations "

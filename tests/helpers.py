@@ -66,6 +66,9 @@ PG = {
 ALL_BOTS = [WEBSITE_BOT, WHATSAPP_BOT, QUIET_BOT]
 STREAM_TYPES = {"leads": "lead", "chats": "non-lead"}
 
+#: dbt's closing line when every model and test of transform/ passed (README says the same).
+DBT_NODES = 58
+DBT_PASSED = f"Done. PASS={DBT_NODES} WARN=0 ERROR=0"
 #: The tap's log line naming undocumented fields (tests/test_schema_evolution*.py).
 ANNOUNCED = "field(s) its documentation does not list"
 #: The type the tap learns for each of the sandbox's undocumented fields (numbers: `number`).
@@ -87,13 +90,17 @@ def examples(count: int) -> int:
 
 
 @cache
-def _default_bots() -> list[Bot]:
-    return default_bots()
+def _default_bots(shape: str) -> list[Bot]:
+    return default_bots(shape=shape)
 
 
-def fresh_bots() -> list[Bot]:
-    """The demo account's bots, deep-copied so a test may change its inboxes."""
-    return copy.deepcopy(_default_bots())
+def fresh_bots(shape: str = "documented") -> list[Bot]:
+    """The demo account's bots, deep-copied so a test may change its inboxes.
+
+    `shape` (sandbox `SHAPES`): `demo` gives one bot of each shape, the website bot's
+    pages mixing documented and real records.
+    """
+    return copy.deepcopy(_default_bots(shape))
 
 
 def own_tokens(bots: list[Bot]) -> list[Bot]:

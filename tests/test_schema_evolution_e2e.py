@@ -21,7 +21,15 @@ from tap_botpenguin.sandbox.undocumented import (
     undocumented_of,
 )
 
-from .helpers import ANNOUNCED, PG, STREAM_TYPES, Meltano, dbt_postgres_env, postgres_env
+from .helpers import (
+    ANNOUNCED,
+    DBT_PASSED,
+    PG,
+    STREAM_TYPES,
+    Meltano,
+    dbt_postgres_env,
+    postgres_env,
+)
 from .marts import assert_marts_match, duckdb_query, pg_query
 
 pytestmark = pytest.mark.e2e
@@ -234,11 +242,11 @@ def test_dbt_builds_while_columns_appear(
         analytics, query = "analytics", duckdb_query(warehouse.database)
     meltano = Meltano(tmp_path, undocumented_api, **warehouse.env(), **env)
     try:
-        assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
+        assert DBT_PASSED in _dbt_build(meltano, target, dbt)
         undocumented_api.update(
             WEBSITE_BOT, "lead", [0], fields={"promoCode": "SPRING", "rating": "n/a"}
         )
-        assert "PASS=36 WARN=0 ERROR=0" in _dbt_build(meltano, target, dbt)
+        assert DBT_PASSED in _dbt_build(meltano, target, dbt)
         assert "promocode" in {c.lower() for c in warehouse.columns("leads")}
         assert_marts_match(query, analytics, undocumented_api)
     finally:

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, default_bots
+from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, SHAPES, default_bots
 from tap_botpenguin.sandbox.faults import PAST_END
 from tap_botpenguin.sandbox.inbox import ORDERS
 from tap_botpenguin.sandbox.server import Sandbox, serve
@@ -32,10 +32,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="records also carry fields the API does not document, one of each JSON type",
     )
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="documented",
+        help="records as documented, as BotPenguin really sends them, both on every page, "
+        "or one bot of each (demo)",
+    )
     parser.add_argument("--url-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
-    bots = default_bots(args.scale)
+    bots = default_bots(args.scale, shape=args.shape)
     if args.undocumented_fields:
         add_undocumented_fields(bots)
     sandbox = Sandbox(

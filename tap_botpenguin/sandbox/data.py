@@ -4,10 +4,15 @@ Records follow the field tables of BotPenguin's endpoint page and the shapes in
 docs/contract.md ("Shapes beyond the field tables"). The generator deliberately includes what
 real inboxes contain and naive taps trip over: unicode names, nulls inside nested objects,
 empty arrays, attribute values of every JSON scalar type, and varied timestamps.
+
+`shape` says which records a bot serves (`SHAPES`): as the field tables document them, or as
+BotPenguin's real records come (`real_shaped`: the name in `userProvidedName`, unknown values
+as empty strings, the channels in `platform`, flags and counts beyond the tables), or both.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -147,6 +152,103 @@ def make_inbox(seed: str, count: int, epoch: datetime | None = None) -> list[Rec
     return records
 
 
+#: Which records the sandbox serves: `documented` (every record as the field tables say),
+#: `real` (every record as BotPenguin's real ones come), `mixed` (the two alternate on every
+#: page), `demo` (one bot of each: the WhatsApp bot real, the website bot mixed, the quiet
+#: bot documented; what scripts/demo.sh serves).
+SHAPES = ("documented", "real", "mixed", "demo")
+#: Channels as real records name them in `platform` (the sample says `WHATSAPP`).
+OTHER_PLATFORMS = ["INSTAGRAM", "FACEBOOK", "TELEGRAM"]
+
+
+def _platforms(index: int, platform: str) -> list[str] | None:
+    """The `platform` of the `index`-th real record of a bot on `platform`.
+
+    Mostly the bot's own; now and then another channel, the bot's twice in two cases, an
+    empty list, or no field at all.
+    """
+    if index % 10 == 9:
+        return None
+    if index % 10 == 7:
+        return []
+    if index % 10 == 3:
+        return [OTHER_PLATFORMS[index // 10 % len(OTHER_PLATFORMS)]]
+    if index % 10 == 5:
+        return [platform, platform.lower()]
+    return [platform]
+
+
+def real_shaped(record: Record, index: int, platform: str) -> Record:
+    """The same conversation as BotPenguin's real records carry it (docs/contract.md).
+
+    No `userDetails.name` (the name is in `userProvidedName`, blank when unknown), unknown
+    email, city and country as empty strings, `whatsAppNumber` (dial code and number; the
+    only phone of every fourth contact), `lastMessage` without `text`, and the top-level
+    fields the sample shows: `_agency`, `_customer`, `platform`, `secondaryPlatform`, flags,
+    `hasOrdered`, `segments`, unread counts, `__v`; `profile.marketing.urlsVisited`.
+    """
+    real = copy.deepcopy(record)
+    profile = real["profile"]
+    details = profile.get("userDetails")
+    if details is not None:
+        name = details.pop("name")
+        details["userProvidedName"] = name if name is not None else ("" if index % 2 else "  ")
+        for key in ("city", "country"):
+            if details[key] is None:
+                details[key] = ""
+        contact = details.get("contact")
+        if contact is not None:
+            if contact["email"] is None:
+                contact["email"] = ""
+            phone = contact.get("phone")
+            if phone:
+                details["whatsAppNumber"] = phone["prefix"] + phone["number"]
+                if index % 4 == 1:
+                    del contact["phone"]
+            elif index % 5 == 0:
+                details["whatsAppNumber"] = ""
+    if index % 3 != 2:
+        profile["marketing"] = {
+            "urlsVisited": [
+                f"https://shop.example.com/page-{index % 7 + n}" for n in range(1 + index % 3)
+            ]
+        }
+    if real["lastMessage"] is not None:
+        del real["lastMessage"]["text"]
+    platforms = _platforms(index, platform)
+    fields: Record = {
+        "_agency": f"{index % 2:024x}",
+        "_customer": f"{7:024x}",
+        "secondaryPlatform": ["website"] if index % 2 and platform != "website" else [],
+        "isSubscriber": index % 2 == 0,
+        "userInteracted": index % 4 != 3,
+        "isContact": index % 3 == 0,
+        "isImported": index % 7 == 0,
+        "isMigrated": False,
+        "isLiveChatActive": index % 6 == 1,
+        "isPaid": index % 8 == 0,
+        "hasOrdered": {"status": index % 5 == 0},
+        "segments": [f"segment-{index % 3}"] if index % 4 else [],
+        "unreadMessages": index % 4,
+        "unreadMessage": [],
+        "__v": index % 3,
+    }
+    if platforms is not None:
+        fields["platform"] = platforms
+    real.update(fields)
+    return real
+
+
+def shaped(records: list[Record], shape: str, platform: str) -> list[Record]:
+    """A listing's records in `shape`: `documented`, `real`, or `mixed` (every other one real)."""
+    if shape == "documented":
+        return records
+    return [
+        real_shaped(record, index, platform) if shape == "real" or index % 2 else record
+        for index, record in enumerate(records)
+    ]
+
+
 @dataclass
 class Bot:
     """One bot of the sandbox: its customer account, token and inboxes.
@@ -173,20 +275,36 @@ WHATSAPP_BOT = "65f0c1d2e3a4b5c6d7e8f902"
 QUIET_BOT = "65f0c1d2e3a4b5c6d7e8f903"
 
 
-def default_bots(scale: int = 1, epoch: datetime | None = None) -> list[Bot]:
+#: Each demo bot's channel, as real records name it in `platform`.
+BOT_PLATFORMS = {WEBSITE_BOT: "website", WHATSAPP_BOT: "WHATSAPP", QUIET_BOT: "TELEGRAM"}
+DEMO_SHAPES = {WEBSITE_BOT: "mixed", WHATSAPP_BOT: "real", QUIET_BOT: "documented"}
+
+
+def default_bots(
+    scale: int = 1, epoch: datetime | None = None, shape: str = "documented"
+) -> list[Bot]:
     """The demo account: three bots of one customer, of different sizes, one token.
 
-    `scale` multiplies every inbox (benchmarks use it to get large data sets).
+    `scale` multiplies every inbox (benchmarks use it to get large data sets); `shape` is
+    one of `SHAPES`.
     """
     epoch = epoch or data_epoch()
     sizes = {WEBSITE_BOT: (180, 240), WHATSAPP_BOT: (55, 30), QUIET_BOT: (0, 7)}
-    return [
-        Bot(
-            bot_id=bot_id,
-            customer_id=SANDBOX_CUSTOMER,
-            token=SANDBOX_TOKEN,
-            leads=make_inbox(f"{bot_id}:lead", leads * scale, epoch),
-            chats=make_inbox(f"{bot_id}:non-lead", chats * scale, epoch),
+    bots = []
+    for bot_id, (leads, chats) in sizes.items():
+        bot_shape = DEMO_SHAPES[bot_id] if shape == "demo" else shape
+        platform = BOT_PLATFORMS[bot_id]
+        bots.append(
+            Bot(
+                bot_id=bot_id,
+                customer_id=SANDBOX_CUSTOMER,
+                token=SANDBOX_TOKEN,
+                leads=shaped(
+                    make_inbox(f"{bot_id}:lead", leads * scale, epoch), bot_shape, platform
+                ),
+                chats=shaped(
+                    make_inbox(f"{bot_id}:non-lead", chats * scale, epoch), bot_shape, platform
+                ),
+            )
         )
-        for bot_id, (leads, chats) in sizes.items()
-    ]
+    return bots

@@ -1,7 +1,7 @@
 {#
   JSON access where the warehouses differ: `profile` and `lastMessage` are jsonb in
   PostgreSQL, JSON in DuckDB and VARIANT in Snowflake (the Snowflake variants are written to
-  Snowflake's documentation and not tested offline). `keys` are lists of keys, already named
+  Snowflake's documentation, compiled offline, never run). `keys` are lists of keys, already named
   as the table names them (see `botpenguin_key`).
 #}
 
@@ -93,4 +93,19 @@
     when 'OBJECT' then 'object'
     when 'ARRAY' then 'array'
   end
+{%- endmacro %}
+
+
+{% macro botpenguin_json_item_text(expr, which) %}
+  {#- The text of the first or last element (`which`) of a JSON array; null if not an array. -#}
+  {{ return(adapter.dispatch('botpenguin_json_item_text', 'botpenguin')(expr, which)) }}
+{% endmacro %}
+{% macro default__botpenguin_json_item_text(expr, which) -%}
+  case when jsonb_typeof({{ expr }}) = 'array' then {{ expr }} ->> {{ 0 if which == 'first' else -1 }} end
+{%- endmacro %}
+{% macro duckdb__botpenguin_json_item_text(expr, which) -%}
+  case when json_type({{ expr }}) = 'ARRAY' then json_extract_string({{ expr }}, '$[{{ 0 if which == 'first' else '#-1' }}]') end
+{%- endmacro %}
+{% macro snowflake__botpenguin_json_item_text(expr, which) -%}
+  case when is_array({{ expr }}) then {{ expr }}[{{ 0 if which == 'first' else 'array_size(' ~ expr ~ ') - 1' }}]::varchar end
 {%- endmacro %}

@@ -61,3 +61,40 @@
   {%- endif -%}
   {{ return('null') }}
 {% endmacro %}
+
+
+{% macro botpenguin_columns(relation) %}
+  {#- {lower-case name: data type, lower-case} of `relation`'s columns (empty when parsing). -#}
+  {%- set found = {} -%}
+  {%- if execute -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+      {%- do found.update({column.name | lower: column.dtype | lower}) -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {{ return(found) }}
+{% endmacro %}
+
+
+{% macro botpenguin_undocumented(columns, name, naming, kind) %}
+  {#- A top-level field the field tables do not list (`platform`, `isPaid`, ...), as `kind`
+      (text, boolean, number or json), wherever the tap put it: a column of its own
+      (`undocumented_fields: evolve`), a key of the `undocumentedFields` column (`json`, or
+      evolve for a name that cannot be a column), both (a table loaded in either mode over
+      time: the column wins), or nowhere (`discard`, or an API that does not send it): null.
+      `columns` is `botpenguin_columns(relation)`. -#}
+  {%- set key = botpenguin_key(name, naming) -%}
+  {%- set bag = botpenguin_key('undocumentedFields', naming) -%}
+  {%- set found = [] -%}
+  {%- if key | lower in columns and key | lower != bag | lower -%}
+    {%- do found.append(botpenguin_as(botpenguin_column(name, naming), columns[key | lower], kind)) -%}
+  {%- endif -%}
+  {%- if bag | lower in columns -%}
+    {%- do found.append(botpenguin_as(botpenguin_json_get(botpenguin_column('undocumentedFields', naming), [key]), 'json', kind)) -%}
+  {%- endif -%}
+  {%- if found | length == 0 -%}
+    {{ return(botpenguin_as('null', 'null', kind)) }}
+  {%- elif found | length == 1 -%}
+    {{ return(found[0]) }}
+  {%- endif -%}
+  {{ return('coalesce(' ~ found | join(', ') ~ ')') }}
+{% endmacro %}

@@ -1,7 +1,9 @@
--- Conversations started per day (UTC), bot, type and current status: what a dashboard reads.
+-- Conversations started per day (UTC), bot, channel, type and current status: what a
+-- dashboard reads.
 select
     {{ botpenguin_utc_date('created_at') }} as day,
     bot_id,
+    channel,
     conversation_type,
     status,
     count(*) as conversations,
@@ -9,5 +11,5 @@ select
     count(contact_phone) as with_phone,
     count(agent_id) as assigned,
     sum(case when is_online then 1 else 0 end) as online
-from {{ ref('int_botpenguin__conversations') }}
-group by 1, 2, 3, 4
+from {{ ref('botpenguin__conversations') }}
+group by 1, 2, 3, 4, 5
