@@ -11,11 +11,13 @@ buffer per listing (`buffer`).
 Workers take listings in the order the main thread emits them, never two of one token at
 once (a token's allowance is one), and wait when what is read ahead passes the run's budget
 (`buffer.ReadAheadBudget`), except for the listing the main thread is emitting. That cannot
-deadlock: a worker waits only in a listing after the main thread's; a token's listings start
-in order, so every listing before the main thread's was started and, never waiting, ended,
-and its worker went on with the earliest listing not started whose token was free: the main
-thread's listing is being read, or will be by the next free worker, and each page it takes
-frees the budget the others wait for.
+deadlock. A worker waits only in a listing after the main thread's. Every listing before it
+has ended and a token's listings start in order, so while the main thread's listing is not
+being read it is the earliest not started, of a token nobody reads: the next worker looking
+for a listing takes it. One will look: a listing after it was started only while its token
+was busy with an earlier listing, whose worker has finished that one since (it is before the
+main thread's) and then took the earliest left. Being read, the main thread's listing never
+waits for the others, and each page the main thread takes frees budget.
 
 The main thread still does everything Singer sees, in the SDK's order: it takes a listing's
 pages from its buffer when the SDK asks for that listing, emits its records and does the
@@ -50,7 +52,8 @@ class Job:
 
     key: Hashable
     read: BotRead
-    buffer: PageBuffer = field(default_factory=PageBuffer)
+    #: Where its pages wait for the main thread (the `Schedule` makes it).
+    buffer: PageBuffer = field(init=False)
 
 
 #: What the run has heard from the API (for `Outcome.heard`).
