@@ -219,6 +219,7 @@ class PageBuffer:
             self._budget.changed.notify_all()
 
     def _take(self) -> AcceptedPage | Outcome:
+        """On the main thread: the next page, or how the listing ended (waits for either)."""
         budget = self._budget
         with budget.changed:
             while True:

@@ -64,7 +64,6 @@ class Schedule:
     """The run's listings, their workers and their buffers (`jobs` in the main thread's order)."""
 
     def __init__(self, jobs: list[Job], workers: int, heard: Heard) -> None:
-        self._all = jobs
         self._jobs = {job.key: job for job in jobs}
         self._heard = heard
         self._stop = threading.Event()
@@ -87,6 +86,9 @@ class Schedule:
             job.buffer = PageBuffer(budget, turn=turn)
             job.buffer.pace = pace
             job.read.reader.ahead.consumer_work = consumer_work
+        # Only the buffers, to close them: a listing's read (its reader, what it last saw)
+        # is dropped once the main thread is done with it.
+        self._buffers = [job.buffer for job in jobs]
         for thread in self._threads:
             thread.start()
 
@@ -100,8 +102,8 @@ class Schedule:
         with self._changed:
             self._unstarted.clear()
             self._changed.notify_all()
-        for job in self._all:
-            job.buffer.close()
+        for buffer in self._buffers:
+            buffer.close()
         self._jobs.clear()
 
     def _work(self) -> None:
