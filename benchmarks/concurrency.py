@@ -25,9 +25,9 @@ flat in K, every record, exit 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -167,12 +167,12 @@ def footprint(tokens: int, pages: int, nofile: int) -> dict[str, int]:
         with tempfile.TemporaryDirectory() as tmp:
             path, out = Path(tmp) / "config.json", Path(tmp) / "peak"
             path.write_text(json.dumps(config))
-            wrapper = [sys.executable, str(ROOT / "benchmarks/peak_rss.py"), str(out)]
-            with subprocess.Popen(
-                [*wrapper, "tap_botpenguin", "--config", str(path)],
+            tap_command = [sys.executable, str(ROOT / "benchmarks/peak_rss.py"), str(out)]
+            tap_command += ["tap_botpenguin", "--config", str(path)]
+            with subprocess.Popen(  # `exec`: the shell's process becomes the tap's
+                ["sh", "-c", f'ulimit -n {nofile} && exec "$@"', "sh", *tap_command],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
             ) as tap:
                 assert tap.stdout is not None
                 records, descriptors = 0, 0
@@ -182,10 +182,8 @@ def footprint(tokens: int, pages: int, nofile: int) -> dict[str, int]:
                         b'{"type": "RECORD"'
                     )
                     if records % 50 == 0:
-                        try:
+                        with contextlib.suppress(OSError):  # the process is exiting
                             descriptors = max(descriptors, len(os.listdir(fds)))
-                        except OSError:  # the process is exiting
-                            pass
                 code = tap.wait()
             kib = int(out.read_text()) if out.exists() else 0
     return {"rss": kib, "fds": descriptors, "code": code, "records": records}
