@@ -1,12 +1,14 @@
 """A listing's pages between the worker that reads them and the main thread that emits them.
 
-A few pages wait in memory, the rest in a temporary file (msgpack). One `SpillBudget` per run
-bounds what all listings keep: pages in memory before spilling, open temporary files (a
-share of the descriptor limit), bytes on disk. Past the files or bytes, or when the temporary
-directory is full or unwritable, pages stay in memory: spilling is an optimisation, never a
-reason to fail. (Workers do not wait for the main thread: memory is not bounded in the number
-of tokens yet.) The main thread's work per page (`Pace`) tells the workers' pages ahead
-(`listing.ahead`) whether reading faster would help at all.
+A few pages wait in memory, the rest in a temporary file (msgpack). One `ReadAheadBudget` per
+run bounds what all listings read ahead keep: pages in memory, open temporary files (a share
+of the descriptor limit), bytes on disk. A worker whose page fits nowhere waits for the main
+thread to emit pages, unless its listing is the one the main thread is emitting, which never
+waits for the others (workers/Schedule says why that cannot deadlock): memory and descriptors
+stay flat in the number of tokens. A full or unwritable temporary directory only leaves pages
+in memory, within the budget: spilling is an optimisation, never a reason to fail. The main
+thread's work per page (`Pace`) tells the workers' pages ahead (`listing.ahead`) whether
+reading faster would help at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from tap_botpenguin.listing.reader import AcceptedPage
 
 #: Pages of one listing kept in memory before the next ones go to its temporary file.
 PAGES_IN_MEMORY = 2
+#: Pages read ahead that all listings of a run may keep in memory (a page of 100 records is
+#: about 0.5 MB).
+RUN_PAGES_IN_MEMORY = 64
 _LENGTH = struct.Struct("<I")
 _LOGGER = logging.getLogger("tap-botpenguin")
 #: A page spilled to disk: (offset, length) in its listing's temporary file.
@@ -66,18 +71,19 @@ class Pace:
         self.per_page = seconds if last is None else 0.8 * last + 0.2 * seconds
 
 
-class SpillBudget:
+class ReadAheadBudget:
     """What pages read ahead but not yet emitted may hold, across every listing of a run.
 
-    `pages_in_memory` before pages spill (each listing at most `PAGES_IN_MEMORY`),
-    `open_files` temporary files (default: a quarter of the process's descriptor limit, at
-    most 128: sockets need the rest), `bytes_on_disk`. One condition guards every buffer of
-    the run (any thread).
+    `pages_in_memory` (each listing at most `PAGES_IN_MEMORY`), `open_files` temporary files
+    (default: a quarter of the process's descriptor limit, at most 128: sockets need the
+    rest), `bytes_on_disk`. `position` is the main thread's place in the order it emits
+    listings (the `turn` of the earliest listing it has not finished). One condition guards
+    every buffer of the run (any thread).
     """
 
     def __init__(
         self,
-        pages_in_memory: int = 64,
+        pages_in_memory: int = RUN_PAGES_IN_MEMORY,
         open_files: int | None = None,
         bytes_on_disk: int = 2**30,
     ) -> None:
@@ -89,8 +95,23 @@ class SpillBudget:
         self.bytes_on_disk = bytes_on_disk
         self.changed = threading.Condition()
         self.memory = self.files = self.bytes = 0
+        self.position = 0
         #: Why temporary files cannot be used (a full or unwritable directory), once known.
         self.disk_failed: str | None = None
+
+    def emitting(self, turn: int) -> None:
+        """On the main thread: it takes the pages of the listing at `turn` now."""
+        self._move_to(turn)
+
+    def emitted(self, turn: int) -> None:
+        """On the main thread: it is done with the listing at `turn`."""
+        self._move_to(turn + 1)
+
+    def _move_to(self, position: int) -> None:
+        with self.changed:
+            if position > self.position:
+                self.position = position
+                self.changed.notify_all()  # a waiting worker may now be the main thread's
 
     def disk_fails(self, error: OSError) -> None:
         """(Lock held.) Spilling is an optimisation: from now on pages are kept in memory."""
@@ -98,19 +119,29 @@ class SpillBudget:
             where = tempfile.tempdir or os.environ.get("TMPDIR") or "the system's default"
             self.disk_failed = f"{error.strerror or error} (temporary directory: {where})"
             _LOGGER.warning(
-                "the temporary directory cannot take pages read ahead: %s; they are kept in "
-                "memory instead (nothing is lost; set TMPDIR to a roomier place to keep "
-                "memory low)",
+                "the temporary directory cannot take pages read ahead: %s; up to %d are kept "
+                "in memory instead, and workers wait for the main thread beyond that "
+                "(nothing is lost; set TMPDIR to a roomier place to read further ahead)",
                 self.disk_failed,
+                self.pages_in_memory,
             )
 
 
 class PageBuffer:
-    """One listing's finished pages, in order: in memory, or spilled to its temporary file."""
+    """One listing's finished pages, in order: in memory, or spilled to its temporary file.
 
-    def __init__(self, budget: SpillBudget | None = None, in_memory: int = PAGES_IN_MEMORY) -> None:
-        self._budget = budget or SpillBudget()
+    `turn` is the listing's place in the order the main thread emits listings.
+    """
+
+    def __init__(
+        self,
+        budget: ReadAheadBudget | None = None,
+        in_memory: int = PAGES_IN_MEMORY,
+        turn: int = 0,
+    ) -> None:
+        self._budget = budget or ReadAheadBudget()
         self._in_memory = in_memory
+        self.turn = turn
         self._items: deque[AcceptedPage | _Spilled] = deque()
         self._held_in_memory = 0
         self._file: IO[bytes] | None = None
@@ -123,26 +154,41 @@ class PageBuffer:
         self.pace: Pace | None = None
 
     def put(self, page: AcceptedPage) -> None:
-        """On a worker: a page read, kept in order: in memory, else spilled, else in memory.
+        """On a worker: a page read, kept in order: in memory, spilled, or it waits.
 
-        Never waits: a worker waiting for the main thread could hold the very listing the
-        main thread waits for (a worker reads its token's listings in turn), so past the
-        budget's files or bytes, or on a failing disk, the page stays in memory.
+        Two pages of a listing in memory, the next ones in its file; past the budget's files
+        or bytes, or on a failing disk, in memory while the run's pages in memory allow. Past
+        that, a listing ahead of the main thread's waits until the main thread emits pages
+        (freeing the budget) or gets to it. The listing the main thread is emitting keeps
+        two pages in memory whatever the others hold, and past those waits only for the main
+        thread to take its own pages, which it is doing. A listing the main thread went past
+        (asked for out of order) never waits: nobody would take its pages.
         """
         budget = self._budget
+        data: bytes | None = None
         with budget.changed:
-            if self._closed:
-                return
-            fits = self._held_in_memory < self._in_memory
-            if not (fits and budget.memory < budget.pages_in_memory) and self._spill(
-                self._encoder.encode(page)
-            ):
-                budget.changed.notify_all()
-                return
-            self._items.append(page)
-            self._held_in_memory += 1
-            budget.memory += 1
-            budget.changed.notify_all()
+            while not self._closed:
+                ahead = self.turn - budget.position  # > 0: the main thread is not here yet
+                room = budget.memory < budget.pages_in_memory
+                if self._held_in_memory < self._in_memory and (room or ahead <= 0):
+                    self._keep_in_memory(page)
+                    return
+                data = data or self._encoder.encode(page)
+                if self._spill(data):
+                    budget.changed.notify_all()
+                    return
+                if room or ahead < 0:  # else the main thread will free the budget, or come
+                    self._keep_in_memory(page)
+                    return
+                budget.changed.wait()
+
+    def _keep_in_memory(self, page: AcceptedPage) -> None:
+        """(Lock held.) The page waits in memory."""
+        budget = self._budget
+        self._items.append(page)
+        self._held_in_memory += 1
+        budget.memory += 1
+        budget.changed.notify_all()
 
     def _spill(self, data: bytes) -> bool:
         """(Lock held.) `data` to the file, if the budget and the disk allow."""
@@ -158,7 +204,7 @@ class PageBuffer:
             self._file.seek(self._written)
             self._file.write(_LENGTH.pack(len(data)) + data)
             self._file.flush()
-        except OSError as error:  # full, read-only, gone: the page waits in memory instead
+        except OSError as error:  # full, read-only, gone: the page stays in memory instead
             budget.disk_fails(error)
             return False
         self._items.append((self._written, len(data)))
@@ -173,6 +219,7 @@ class PageBuffer:
             self._budget.changed.notify_all()
 
     def _take(self) -> AcceptedPage | Outcome:
+        """On the main thread: the next page, or how the listing ended (waits for either)."""
         budget = self._budget
         with budget.changed:
             while True:
@@ -204,6 +251,7 @@ class PageBuffer:
 
     def pages(self) -> Iterator[AcceptedPage]:
         """On the main thread: the pages in order; then the listing's error, if any."""
+        self._budget.emitting(self.turn)
         try:
             while True:
                 taken = self._take()
@@ -217,9 +265,10 @@ class PageBuffer:
                     self.pace.worked(time.monotonic() - handed)
         finally:
             self.close()
+            self._budget.emitted(self.turn)
 
     def close(self) -> None:
-        """Drop what is left (the temporary file too); a waiting worker moves on (any thread)."""
+        """Drop what is left (the temporary file too); its waiting worker moves on (any thread)."""
         budget = self._budget
         with budget.changed:
             self._closed = True

@@ -1,6 +1,6 @@
 """Client-side rate limiting: never more than N requests in any window, per token.
 
-A token's requests are sent from several threads (pages read ahead, a worker per token), and
+A token's requests are sent from several threads (pages read ahead, the workers), and
 its allowance is one: the limiter is shared by them all, so it lives in the concurrency layer.
 The HTTP client knows it only as `http.client.Limiter`.
 """

@@ -2,11 +2,22 @@
 
 The SDK syncs one stream after the other, and within a stream one bot after the other. With
 `max_parallel_tokens` above 1, the first listing the SDK asks for starts the schedule: every
-selected listing is planned there (on the main thread, from the state as it is), and a worker
-thread per token (at most `max_parallel_tokens` at once) reads that token's listings in the
-SDK's order, one listing at a time, with the listing's own `ListingReader` (request ->
-decode -> end of listing -> scan decisions; pages read ahead when that pays, `listing.ahead`),
-never the SDK's request loop. Finished pages go into a buffer per listing (`buffer`).
+selected listing is planned there (on the main thread, from the state as it is), and worker
+threads (at most `max_parallel_tokens`, one per token at most) read them with each listing's
+own `ListingReader` (request -> decode -> end of listing -> scan decisions; pages read ahead
+when that pays, `listing.ahead`), never the SDK's request loop. Finished pages go into a
+buffer per listing (`buffer`).
+
+Workers take listings in the order the main thread emits them, never two of one token at
+once (a token's allowance is one), and wait when what is read ahead passes the run's budget
+(`buffer.ReadAheadBudget`), except for the listing the main thread is emitting. That cannot
+deadlock. A worker waits only in a listing after the main thread's. Every listing before it
+has ended and a token's listings start in order, so while the main thread's listing is not
+being read it is the earliest not started, of a token nobody reads: the next worker looking
+for a listing takes it. One will look: a listing after it was started only while its token
+was busy with an earlier listing, whose worker has finished that one since (it is before the
+main thread's) and then took the earliest left. Being read, the main thread's listing never
+waits for the others, and each page the main thread takes frees budget.
 
 The main thread still does everything Singer sees, in the SDK's order: it takes a listing's
 pages from its buffer when the SDK asks for that listing, emits its records and does the
@@ -15,19 +26,18 @@ emitted, and a killed run resumes as before. The main thread's work per page (`P
 the workers' `readahead` whether reading faster would help at all.
 
 A listing that fails for good ends its buffer with its `ListingError`, which the main thread
-handles when it gets there (`failures`); any other error ends the buffer with it and stops
-the token's worker, and the run stops when the main thread reaches it. When the main thread
-stops (an error, a kill), the workers stop at their next page.
+handles when it gets there (`failures`); any other error ends the buffer with it, and the
+token's later listings end unread; the run stops when the main thread reaches the error.
+When the main thread stops (an error, a kill), the workers stop at their next page.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from tap_botpenguin.concurrency.buffer import Outcome, Pace, PageBuffer, SpillBudget
+from tap_botpenguin.concurrency.buffer import Outcome, Pace, PageBuffer, ReadAheadBudget
 from tap_botpenguin.listing.plan import BotRead
 from tap_botpenguin.report.errors import ListingError
 
@@ -42,7 +52,8 @@ class Job:
 
     key: Hashable
     read: BotRead
-    buffer: PageBuffer = field(default_factory=PageBuffer)
+    #: Where its pages wait for the main thread (the `Schedule` makes it).
+    buffer: PageBuffer = field(init=False)
 
 
 #: What the run has heard from the API (for `Outcome.heard`).
@@ -50,32 +61,34 @@ Heard = Callable[[], tuple[int, bool]]
 
 
 class Schedule:
-    """The run's listings, their workers and their buffers."""
+    """The run's listings, their workers and their buffers (`jobs` in the main thread's order)."""
 
     def __init__(self, jobs: list[Job], workers: int, heard: Heard) -> None:
-        self._all = jobs
         self._jobs = {job.key: job for job in jobs}
         self._heard = heard
         self._stop = threading.Event()
-        tokens: dict[str, list[Job]] = {}
-        for job in jobs:  # in the SDK's order: a token's listings, and tokens by first use
-            tokens.setdefault(job.read.bot.token, []).append(job)
-        self._queue: deque[list[Job]] = deque(tokens.values())
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._unstarted = list(jobs)
+        self._reading: set[str] = set()  # tokens with a listing being read
+        self._failed: dict[str, BaseException] = {}  # a token's run-stopping error
+        tokens = len({job.read.bot.token for job in jobs})
         self._threads = [
             threading.Thread(target=self._work, name=f"listings-{number}", daemon=True)
-            for number in range(min(workers, len(tokens)))
+            for number in range(min(workers, tokens))
         ]
         pace, sharing = Pace(), len(self._threads)
 
         def consumer_work() -> float | None:  # the main thread's work per page of one token
             return None if pace.per_page is None else pace.per_page * sharing
 
-        budget = SpillBudget()  # what every listing read ahead may hold, in all
-        for job in jobs:
-            job.buffer = PageBuffer(budget)
+        budget = ReadAheadBudget()  # what every listing read ahead may hold, in all
+        for turn, job in enumerate(jobs):
+            job.buffer = PageBuffer(budget, turn=turn)
             job.buffer.pace = pace
             job.read.reader.ahead.consumer_work = consumer_work
+        # Only the buffers, to close them: a listing's read (its reader, what it last saw)
+        # is dropped once the main thread is done with it.
+        self._buffers = [job.buffer for job in jobs]
         for thread in self._threads:
             thread.start()
 
@@ -86,26 +99,54 @@ class Schedule:
     def stop(self) -> None:
         """Stop every worker at its next page; drop what was read and not emitted."""
         self._stop.set()
-        with self._lock:
-            self._queue.clear()
-        for job in self._all:
-            job.buffer.close()
+        with self._changed:
+            self._unstarted.clear()
+            self._changed.notify_all()
+        for buffer in self._buffers:
+            buffer.close()
         self._jobs.clear()
 
     def _work(self) -> None:
-        """On a `listings-N` thread: one token's listings after the other, then the next's."""
-        while not self._stop.is_set():
-            with self._lock:
-                if not self._queue:
-                    return
-                jobs = self._queue.popleft()
-            failed: BaseException | None = None
-            for job in jobs:
+        """On a `listings-N` thread: the earliest listing not started of a free token, again."""
+        while (taken := self._next()) is not None:
+            job, failed = taken
+            error: BaseException | None = None
+            try:
                 if failed is not None or self._stop.is_set():
-                    # A run-stopping error of this token's worker: the run ends there.
+                    # A run-stopping error of this token's: the run ends there.
                     job.buffer.end(Outcome(StoppedError(f"not read: {failed}")))
-                    continue
-                failed = self._read(job)
+                else:
+                    error = self._read(job)
+            finally:
+                self._done(job, error)
+
+    def _next(self) -> tuple[Job, BaseException | None] | None:
+        """On a worker: the next listing to read, and its token's run-stopping error if any.
+
+        The first listing not started whose token no worker is reading (waits for one when
+        every token left is being read); None once every listing has been started.
+        """
+        with self._changed:
+            while not self._stop.is_set():
+                for index, job in enumerate(self._unstarted):
+                    token = job.read.bot.token
+                    if token not in self._reading:
+                        del self._unstarted[index]
+                        self._reading.add(token)
+                        return job, self._failed.get(token)
+                if not self._unstarted:
+                    break
+                self._changed.wait()
+        return None
+
+    def _done(self, job: Job, error: BaseException | None) -> None:
+        """On a worker: the listing's read ended; its token is free for its next listing."""
+        token = job.read.bot.token
+        with self._changed:
+            self._reading.discard(token)
+            if error is not None:
+                self._failed.setdefault(token, error)
+            self._changed.notify_all()
 
     def _read(self, job: Job) -> BaseException | None:
         """On a worker: read one listing into its buffer; the error that stops the run, if any."""
@@ -114,10 +155,10 @@ class Schedule:
             for page in reader.pages():
                 if self._stop.is_set():
                     raise StoppedError
-                job.buffer.put(page)
+                job.buffer.put(page)  # may wait for the main thread (the budget)
         except ListingError as error:
             # The token's next listing goes on: waiting for the main thread's verdict could
-            # hold every worker while the main thread waits for a token none has started.
+            # hold every worker while the main thread waits for a listing none has started.
             job.buffer.end(Outcome(error, self._heard(), reader.leftover_traffic()))
         except BaseException as error:  # raised on the main thread, in order
             job.buffer.end(Outcome(error, leftover=reader.leftover_traffic()))

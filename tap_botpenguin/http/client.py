@@ -21,7 +21,7 @@ import requests
 from tap_botpenguin.http.proxy import proxy_trouble
 from tap_botpenguin.http.responses import LISTING_PATH, Page, ResponseReader, RetriableError
 from tap_botpenguin.http.retries import retry_waits
-from tap_botpenguin.http.session import USER_AGENT, Deadlines, api_session
+from tap_botpenguin.http.session import USER_AGENT, ApiSession, Deadlines, api_session
 from tap_botpenguin.report.errors import BotPenguinError, ListingError
 from tap_botpenguin.report.logs import AnyLogger
 from tap_botpenguin.report.redaction import redact
@@ -119,7 +119,10 @@ class PageClient:
         self._limiter = limiter
         self._logger = logger
         self._on_answer = on_answer
-        self._session = api_session(endpoint.api_url, endpoint.secrets, deadlines)
+        self._deadlines = deadlines
+        #: Opened by the first request: a run plans every listing up front (`concurrency`),
+        #: and thousands of idle sessions would cost memory for nothing.
+        self._session: ApiSession | None = None
         self._reader = ResponseReader(
             logger, endpoint.where, endpoint.secrets, endpoint.auth_method
         )
@@ -181,7 +184,9 @@ class PageClient:
 
     def close(self) -> None:
         """Close the session's connections."""
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _attempt(self, number: int) -> Page:
         prepared = requests.Request(
@@ -191,6 +196,9 @@ class PageClient:
         with self._limiter.slot(on_wait=self._rate_limited):
             self._traffic.requests += 1
             started = time.monotonic()
+            if self._session is None:
+                endpoint = self.endpoint
+                self._session = api_session(endpoint.api_url, endpoint.secrets, self._deadlines)
             response = self._session.send(
                 prepared, timeout=self.endpoint.timeout, allow_redirects=True
             )

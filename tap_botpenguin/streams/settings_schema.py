@@ -105,8 +105,9 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
         default=16,
         title="Max parallel tokens",
         description=(
-            "How many tokens' listings are read at the same time (a thread per token, mostly "
-            "waiting on the network; records and state are written in the usual order). Bots "
+            "How many tokens' listings are read at the same time (threads mostly waiting on "
+            "the network; what they read ahead is bounded whatever the number of tokens; "
+            "records and state are written in the usual order). Bots "
             "sharing a token are read one after the other. `1` reads every listing in turn "
             "(docs/concurrency.md)."
         ),
