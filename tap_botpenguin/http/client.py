@@ -169,7 +169,7 @@ class PageClient:
             raise BotPenguinError(self._not_retried_at(str(exc))) from exc
         except (RetriableError, requests.RequestException, ConnectionError) as exc:
             response = getattr(exc, "response", None)
-            proxy = self._session.proxy
+            proxy = None if self._session is None else self._session.proxy
             raise ListingError(
                 self._gave_up(exc, number),
                 status=None if response is None else response.status_code,
@@ -248,7 +248,7 @@ class PageClient:
 
         `: ReadTimeout (...)`, or ` at the proxy ...: ...` when the proxy is the trouble.
         """
-        proxy = self._session.proxy
+        proxy = None if self._session is None else self._session.proxy
         trouble = None if exc is None else proxy_trouble(exc)
         if proxy is not None and trouble is not None:
             return f" at {proxy}: {trouble[0]}"
