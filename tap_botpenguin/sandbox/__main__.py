@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tap_botpenguin.sandbox.data import SANDBOX_CUSTOMER, SANDBOX_TOKEN, SHAPES, default_bots
+from tap_botpenguin.sandbox.data import ACCOUNTS, SHAPES, agency_bots, default_bots
 from tap_botpenguin.sandbox.faults import PAST_END
 from tap_botpenguin.sandbox.inbox import ORDERS
 from tap_botpenguin.sandbox.server import Sandbox, serve
@@ -39,10 +39,18 @@ def main(argv: list[str] | None = None) -> None:
         help="records as documented, as BotPenguin really sends them, both on every page, "
         "or one bot of each (demo)",
     )
+    parser.add_argument(
+        "--account",
+        choices=ACCOUNTS,
+        default="demo",
+        help="the demo's one customer (three bots, one token) or an agency's two customers "
+        "(two bots and a token each: shards)",
+    )
     parser.add_argument("--url-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
-    bots = default_bots(args.scale, shape=args.shape)
+    make_bots = agency_bots if args.account == "agency" else default_bots
+    bots = make_bots(args.scale, shape=args.shape)
     if args.undocumented_fields:
         add_undocumented_fields(bots)
     sandbox = Sandbox(
@@ -58,10 +66,10 @@ def main(argv: list[str] | None = None) -> None:
 
     def announce(url: str) -> None:
         print(f"BotPenguin sandbox on {url}", flush=True)
-        print(f"  token: {SANDBOX_TOKEN}  customer_id: {SANDBOX_CUSTOMER}", flush=True)
         for bot in bots:
             print(
-                f"  bot_id: {bot.bot_id}  leads: {len(bot.leads)}  chats: {len(bot.chats)}",
+                f"  token: {bot.token}  customer_id: {bot.customer_id}  bot_id: {bot.bot_id}"
+                f"  leads: {len(bot.leads)}  chats: {len(bot.chats)}",
                 flush=True,
             )
         if args.url_file:

@@ -308,3 +308,59 @@ def default_bots(
             )
         )
     return bots
+
+
+@dataclass(frozen=True)
+class AgencyCustomer:
+    """One customer of the agency account: its own token and bots (one shard, docs/scaling.md)."""
+
+    customer_id: str
+    token: str
+    #: bot id -> (leads, chats)
+    bots: dict[str, tuple[int, int]]
+
+
+#: The agency account (`--account agency`): two customers, each with its own token and two
+#: bots, the way an agency's shards are laid out (orchestrate/shards.sandbox.yml names them).
+AGENCY_CUSTOMERS = {
+    "customer-a": AgencyCustomer(
+        customer_id="6401aa5f3c2b1d0e9f8a7c01",
+        token="sandbox-agency-a-token-7d41c2",  # noqa: S106 - a public, fake credential
+        bots={"66b1a0c2d3e4f5a6b7c8d901": (60, 40), "66b1a0c2d3e4f5a6b7c8d902": (30, 20)},
+    ),
+    "customer-b": AgencyCustomer(
+        customer_id="6401aa5f3c2b1d0e9f8a7c02",
+        token="sandbox-agency-b-token-93be05",  # noqa: S106 - a public, fake credential
+        bots={"66b1a0c2d3e4f5a6b7c8d903": (45, 35), "66b1a0c2d3e4f5a6b7c8d904": (10, 15)},
+    ),
+}
+#: Which of the sandbox's accounts it serves: the demo's one customer, or the agency's two.
+ACCOUNTS = ("demo", "agency")
+
+
+def agency_bots(
+    scale: int = 1, epoch: datetime | None = None, shape: str = "documented"
+) -> list[Bot]:
+    """The agency account's four bots: two customers, one token each."""
+    epoch = epoch or data_epoch()
+    platforms = ("website", "WHATSAPP")
+    bots = []
+    for customer in AGENCY_CUSTOMERS.values():
+        for n, (bot_id, (leads, chats)) in enumerate(customer.bots.items()):
+            bot_shape = ("mixed", "real")[n] if shape == "demo" else shape
+            bots.append(
+                Bot(
+                    bot_id=bot_id,
+                    customer_id=customer.customer_id,
+                    token=customer.token,
+                    leads=shaped(
+                        make_inbox(f"{bot_id}:lead", leads * scale, epoch), bot_shape, platforms[n]
+                    ),
+                    chats=shaped(
+                        make_inbox(f"{bot_id}:non-lead", chats * scale, epoch),
+                        bot_shape,
+                        platforms[n],
+                    ),
+                )
+            )
+    return bots

@@ -1,4 +1,8 @@
-"""`python -m tap_botpenguin.sandbox.env URL`: shell exports pointing the tap at a sandbox."""
+"""`python -m tap_botpenguin.sandbox.env [--account agency] URL`: shell exports for a sandbox.
+
+The demo account: the `TAP_BOTPENGUIN_*` variables that read all its bots. The agency account:
+the variables orchestrate/shards.sandbox.yml reads (the URL, and each customer's token).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import shlex
 import sys
 
 from tap_botpenguin.sandbox.data import (
+    AGENCY_CUSTOMERS,
     QUIET_BOT,
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,
@@ -27,6 +32,22 @@ def sandbox_settings(url: str) -> dict[str, str]:
     }
 
 
+def agency_token_variable(customer: str) -> str:
+    """The variable holding one agency customer's token: SANDBOX_CUSTOMER_A_TOKEN."""
+    return f"SANDBOX_{customer.upper().replace('-', '_')}_TOKEN"
+
+
+def agency_settings(url: str) -> dict[str, str]:
+    """What orchestrate/shards.sandbox.yml reads: the sandbox's URL and each shard's token."""
+    settings = {"BOTPENGUIN_SANDBOX_URL": url}
+    for name, customer in AGENCY_CUSTOMERS.items():
+        settings[agency_token_variable(name)] = customer.token
+    return settings
+
+
 if __name__ == "__main__":
-    for name, value in sandbox_settings(sys.argv[1]).items():
+    arguments = sys.argv[1:]
+    agency = arguments[:2] == ["--account", "agency"]
+    url = arguments[-1]
+    for name, value in (agency_settings(url) if agency else sandbox_settings(url)).items():
         print(f"export {name}={shlex.quote(value)}")

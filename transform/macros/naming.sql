@@ -98,3 +98,33 @@
   {%- endif -%}
   {{ return('coalesce(' ~ found | join(', ') ~ ')') }}
 {% endmacro %}
+
+
+{% macro botpenguin_source_schemas() %}
+  {#- The schemas the tap loads: the var `botpenguin_schema` (in a project that uses this one as
+      a package), else DBT_BOTPENGUIN_SOURCE_SCHEMA (the Meltano utilities' `source_schema`);
+      a comma-separated list when shards load one schema each (docs/scaling.md). -#}
+  {%- set value = var('botpenguin_schema', env_var('DBT_BOTPENGUIN_SOURCE_SCHEMA', 'botpenguin')) -%}
+  {%- set names = value if value is not string else value.split(',') -%}
+  {{ return(names | map('trim') | reject('equalto', '') | list) }}
+{% endmacro %}
+
+
+{% macro botpenguin_source_relations(table) %}
+  {#- `table` in each source schema. With several schemas, those where it does not exist yet
+      (a new shard whose bots have no leads yet) are left out; if none has it, the first
+      stays, for the error that says what to do. -#}
+  {%- set source_relation = source('botpenguin', table) -%}
+  {%- set schemas = botpenguin_source_schemas() -%}
+  {%- if schemas | length <= 1 -%}
+    {{ return([source_relation]) }}
+  {%- endif -%}
+  {%- set found = [] -%}
+  {%- for schema in schemas -%}
+    {%- set relation = adapter.get_relation(database=source_relation.database, schema=schema, identifier=source_relation.identifier) if execute else none -%}
+    {%- if relation is not none -%}
+      {%- do found.append(relation) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(found if found else [source_relation]) }}
+{% endmacro %}

@@ -1,5 +1,25 @@
 {% macro botpenguin_stage(table, conversation_type) %}
 {#-
+  One stream, from every schema the tap's shards load (`botpenguin_source_relations`): each
+  staged on its own (each shard's table has the columns its own records brought), then
+  stacked. With one schema, as before: that schema's table.
+-#}
+{%- set relations = botpenguin_source_relations(table) -%}
+{%- if relations | length == 1 -%}
+{{ botpenguin_stage_relation(relations[0], conversation_type) }}
+{%- else -%}
+{%- for relation in relations %}
+select * from (
+{{ botpenguin_stage_relation(relation, conversation_type) }}
+) as {{ 'shard_' ~ loop.index }}
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}
+{%- endif -%}
+{% endmacro %}
+
+
+{% macro botpenguin_stage_relation(relation, conversation_type) %}
+{#-
   One stream's raw table, typed and named for analysis: one row per conversation (the latest
   `updatedAt` wins when a target appended several), rows a target marked deleted left out,
   the profile's fields as columns and its arrays (tags, attributes, notes) as JSON.
@@ -8,7 +28,7 @@
   here, in every text column), and top-level fields the field tables do not list, found
   wherever the tap's `undocumented_fields` mode put them (`botpenguin_undocumented`).
 -#}
-{%- set relation = source('botpenguin', table) -%}
+
 {%- set naming = botpenguin_naming(relation) -%}
 {%- set columns = botpenguin_columns(relation) -%}
 {%- set user = botpenguin_key('userDetails', naming) -%}

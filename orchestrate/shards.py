@@ -1,0 +1,306 @@
+"""Shards: one Meltano extractor per token, declared once in a shards file (docs/scaling.md).
+
+A shard is a token and the bots it reads. Shards run at the same time, on one machine or many,
+so each gets what concurrent runs must not share:
+
+- its own Meltano plugin (`tap-botpenguin--<name>`, inheriting `tap-botpenguin`): its own run
+  directory (two runs of one plugin overwrite each other's discovered catalog), config and
+  state ID;
+- its own namespace (`tap_botpenguin__<name>`): the main plugin's `TAP_BOTPENGUIN_*` variables
+  (a token or bots in `.env`) never reach a shard, where they would override its own;
+- its own target schema (`<schema_prefix>_<name>`, through Meltano's `load_schema`): concurrent
+  targets never race to create one schema, one table or one new column, and a shard that mirrors
+  its inbox (ACTIVATE_VERSION) deletes only its own rows. dbt reads the union of the shards'
+  schemas (`dbt-<adapter>--shards`, also written here).
+
+`python -m orchestrate.shards write [shards.yml]` checks the file and writes
+`shards.meltano.yml` (included by meltano.yml); `check` also checks that every shard's token
+variable is set and that no two shards hold the same token; `schemas` prints the schemas.
+Every refusal is one line naming the shard and the problem. Plain Python and PyYAML only: the
+tap's environment and the orchestrator's both run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: The project file meltano.yml includes (`include_paths`); written, never edited by hand.
+GENERATED = "shards.meltano.yml"
+DEFAULT_SHARDS_FILE = "shards.yml"
+BASE_PLUGIN = "tap-botpenguin"
+#: dbt utilities that read every shard's schema (DuckDB takes one writer at a time: its
+#: shards run in turn, docs/scaling.md).
+DBT_UTILITIES = ("dbt-postgres", "dbt-duckdb", "dbt-snowflake")
+
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,29}")
+#: Settings a shard owns: in the shared `config` they would give every shard one token or
+#: one set of bots.
+_SHARD_OWNED = ("bot_token", "bots", "bot_id")
+_SHARD_KEYS = {"name", "token_env", "bots", "customer_id", "config"}
+_FILE_KEYS = {"schema_prefix", "config", "shards"}
+
+
+class ShardsError(Exception):
+    """A shards file or environment the shards cannot run with: the message is one line."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One token and its bots: one Meltano plugin, one target schema, one state ID."""
+
+    name: str
+    token_env: str
+    bots: tuple[dict[str, str], ...]
+    schema: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def plugin(self) -> str:
+        """The Meltano extractor that runs this shard."""
+        return f"{BASE_PLUGIN}--{self.name}"
+
+    @property
+    def namespace(self) -> str:
+        """Its own env prefix (`TAP_BOTPENGUIN__<NAME>_`), apart from the main plugin's."""
+        return "tap_botpenguin__" + self.name.replace("-", "_")
+
+    def plugin_definition(self) -> dict[str, Any]:
+        """The extractor's entry in shards.meltano.yml."""
+        config = {
+            **self.config,
+            "bot_token": "${" + self.token_env + "}",
+            "bots": [dict(bot) for bot in self.bots],
+        }
+        return {
+            "name": self.plugin,
+            "inherit_from": BASE_PLUGIN,
+            "namespace": self.namespace,
+            "load_schema": self.schema,
+            "config": config,
+        }
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Every shard of a shards file, checked: names, tokens, bots and schemas all distinct."""
+
+    shards: tuple[Shard, ...]
+    source: Path
+
+    def schemas(self) -> list[str]:
+        """The target schemas, in the file's order (dbt unions them in this order)."""
+        return [shard.schema for shard in self.shards]
+
+    def meltano_file(self) -> str:
+        """shards.meltano.yml: one extractor per shard, one dbt utility per adapter."""
+        utilities = [
+            {
+                "name": f"{utility}--shards",
+                "inherit_from": utility,
+                "config": {"source_schema": ",".join(self.schemas())},
+            }
+            for utility in DBT_UTILITIES
+        ]
+        document = {
+            "plugins": {
+                "extractors": [shard.plugin_definition() for shard in self.shards],
+                "utilities": utilities,
+            }
+        }
+        header = (
+            f"# Written by `python -m orchestrate.shards write {self.source.name}` from"
+            f" {self.source.name}: edit that file, not this one (docs/scaling.md).\n"
+        )
+        return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+    def check_environment(self, environ: Mapping[str, str]) -> None:
+        """Every token variable set, and no token in two shards.
+
+        Two shards with one token would share one allowance of 100 requests a minute and slow
+        each other down with 429s.
+        """
+        holders: dict[str, Shard] = {}
+        for shard in self.shards:
+            token = environ.get(shard.token_env, "").strip()
+            if not token:
+                raise ShardsError(
+                    f"shard {shard.name}: {shard.token_env} is not set (its token goes there)"
+                )
+            if token in holders:
+                raise ShardsError(
+                    f"shards {holders[token].name} and {shard.name} hold the same token"
+                    f" ({holders[token].token_env} and {shard.token_env}): one token is one"
+                    " allowance, so its bots belong in one shard"
+                )
+            holders[token] = shard
+
+
+def load_shards(path: Path) -> Shards:
+    """Read and check a shards file; `ShardsError` (one line) for anything that would break."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ShardsError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ShardsError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(document, dict):
+        raise ShardsError(f"{path}: expected a mapping with a `shards` list")
+    _no_unknown_keys(path.name, document, _FILE_KEYS)
+    prefix = document.get("schema_prefix", "botpenguin")
+    if not isinstance(prefix, str) or not _SCHEMA.fullmatch(prefix):
+        raise ShardsError(
+            f"{path.name}: schema_prefix must be a lower-case SQL name (letters, digits, _)"
+        )
+    shared = _config(path.name, document.get("config"))
+    entries = document.get("shards")
+    if not isinstance(entries, list) or not entries:
+        raise ShardsError(f"{path.name}: `shards` must be a list of at least one shard")
+    shards = tuple(_shard(entry, n, prefix, shared) for n, entry in enumerate(entries, 1))
+    _all_distinct(shards)
+    return Shards(shards=shards, source=path)
+
+
+def _shard(entry: object, number: int, prefix: str, shared: Mapping[str, Any]) -> Shard:
+    if not isinstance(entry, dict):
+        raise ShardsError(f"shard {number}: expected a mapping with name, token_env and bots")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ShardsError(
+            f"shard {number}: name must be 1-40 lower-case letters, digits or -, starting"
+            f" with a letter (got {name!r})"
+        )
+    label = f"shard {name}"
+    _no_unknown_keys(label, entry, _SHARD_KEYS)
+    token_env = entry.get("token_env")
+    if not isinstance(token_env, str) or not _VARIABLE.fullmatch(token_env):
+        raise ShardsError(
+            f"{label}: token_env must name the environment variable that holds its token"
+            " (the token itself never goes in this file)"
+        )
+    config = {**shared, **_config(label, entry.get("config"))}
+    customer = entry.get("customer_id", config.get("customer_id"))
+    if customer is not None and (not isinstance(customer, str) or not customer.strip()):
+        raise ShardsError(f"{label}: customer_id must be a non-empty string")
+    if customer is not None:
+        config["customer_id"] = customer.strip()
+    bots = _bots(label, entry.get("bots"), customer is not None)
+    schema = f"{prefix}_{name.replace('-', '_')}"
+    if len(schema) > 63:  # PostgreSQL's identifier limit
+        raise ShardsError(f"{label}: its schema {schema} is longer than 63 characters")
+    return Shard(name=name, token_env=token_env, bots=bots, schema=schema, config=config)
+
+
+def _bots(label: str, value: object, has_customer: bool) -> tuple[dict[str, str], ...]:
+    if not isinstance(value, list) or not value:
+        raise ShardsError(f"{label}: bots must be a list of at least one bot id")
+    bots = []
+    for item in value:
+        entry = {"bot_id": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or set(entry) - {"bot_id", "customer_id"}:
+            raise ShardsError(
+                f"{label}: each bot is an id or {{bot_id, customer_id}} (its token is the shard's)"
+            )
+        bot = {key: str(val).strip() for key, val in entry.items() if val is not None}
+        if not bot.get("bot_id"):
+            raise ShardsError(f"{label}: a bot without a bot_id")
+        if not has_customer and not bot.get("customer_id"):
+            raise ShardsError(
+                f"{label}: bot {bot['bot_id']} has no customer_id (give the shard, the shared"
+                " config or the bot one)"
+            )
+        bots.append(bot)
+    return tuple(bots)
+
+
+def _config(label: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ShardsError(f"{label}: config must be a mapping of tap settings")
+    for key in _SHARD_OWNED:
+        if key in value:
+            raise ShardsError(
+                f"{label}: {key} is the shard's own (token_env and bots), not a config setting"
+            )
+    return dict(value)
+
+
+def _no_unknown_keys(label: str, entry: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        known_keys = ", ".join(sorted(known))
+        raise ShardsError(f"{label}: unknown key {unknown[0]!r} (known: {known_keys})")
+
+
+def _all_distinct(shards: Sequence[Shard]) -> None:
+    """Names, schemas, token variables and bots each belong to one shard."""
+    reasons = {
+        "name": "two shards with one name",
+        "schema": "they would load into one schema",
+        "token_env": "one token is one allowance, so its bots belong in one shard",
+        "bot": "its records would be loaded twice",
+    }
+    owners: dict[tuple[str, str], tuple[int, str]] = {}
+    for index, shard in enumerate(shards):
+        claims = [("name", shard.name), ("schema", shard.schema), ("token_env", shard.token_env)]
+        claims += [("bot", bot["bot_id"]) for bot in shard.bots]
+        for kind, value in claims:
+            owner_index, owner = owners.setdefault((kind, value), (index, shard.name))
+            if owner_index == index and kind == "bot" and claims.count((kind, value)) > 1:
+                raise ShardsError(f"shard {shard.name}: bot {value} is listed twice")
+            if owner_index != index:
+                raise ShardsError(
+                    f"shards {owner} and {shard.name} share {kind} {value}: {reasons[kind]}"
+                )
+
+
+def write_meltano_file(shards: Shards, project: Path) -> Path:
+    """Write shards.meltano.yml atomically (shards started at once may all write it)."""
+    target = project / GENERATED
+    temporary = target.with_name(f".{GENERATED}.{os.getpid()}")
+    temporary.write_text(shards.meltano_file(), encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def main(argv: Sequence[str]) -> int:
+    """`write`, `check` or `schemas`, on a shards file (default shards.yml)."""
+    usage = "usage: python -m orchestrate.shards {write|check|schemas} [shards.yml]"
+    if not argv or argv[0] not in {"write", "check", "schemas"} or len(argv) > 2:
+        print(usage, file=sys.stderr)
+        return 2
+    path = Path(argv[1] if len(argv) > 1 else DEFAULT_SHARDS_FILE)
+    try:
+        shards = load_shards(path)
+        if argv[0] == "schemas":
+            print(",".join(shards.schemas()))
+            return 0
+        if argv[0] == "check":
+            shards.check_environment(os.environ)
+        written = write_meltano_file(shards, Path.cwd())
+    except ShardsError as error:
+        print(f"shards: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"shards: cannot write {GENERATED}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    summary = json.dumps({shard.plugin: shard.schema for shard in shards.shards})
+    print(f"shards: wrote {written.name}: {summary}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
