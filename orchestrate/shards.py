@@ -119,8 +119,8 @@ class Shards:
             }
         }
         header = (
-            f"# Written by `python -m orchestrate.shards write {self.source.name}` from"
-            f" {self.source.name}: edit that file, not this one (docs/scaling.md).\n"
+            f"# Written from {self.source.name} by `python -m orchestrate.shards write"
+            f" {self.source.name}`:\n# edit that file, not this one (docs/scaling.md).\n"
         )
         return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 

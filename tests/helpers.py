@@ -600,6 +600,20 @@ class Meltano:
         return done
 
 
+def clean_project(tmp_path: Path) -> Path:
+    """A Meltano project as a user starts one from this repository: its meltano.yml and dbt
+    project, nothing run yet (no system database, run directory or shards.meltano.yml). The
+    installed plugins are the repository's (linked: installing them again takes minutes)."""
+    project = tmp_path / "project"
+    (project / ".meltano").mkdir(parents=True)
+    (project / "meltano.yml").write_text((ROOT / "meltano.yml").read_text())
+    (project / "transform").symlink_to(ROOT / "transform")
+    (project / "orchestrate").symlink_to(ROOT / "orchestrate")
+    for kind in ("extractors", "loaders", "utilities"):
+        (project / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind)
+    return project
+
+
 def postgres_env(schema: str) -> dict[str, str]:
     """target-postgres settings for the test database, loading into `schema`."""
     return {
