@@ -15,7 +15,8 @@ so each gets what concurrent runs must not share:
 
 `python -m orchestrate.shards write [shards.yml]` checks the file and writes
 `shards.meltano.yml` (included by meltano.yml); `check` also checks that every shard's token
-variable is set and that no two shards hold the same token; `schemas` prints the schemas.
+variable is set and that no two shards hold the same token; `prepare` checks, writes and
+readies Meltano's system database, once before the shards start; `schemas` prints the schemas.
 Every refusal is one line naming the shard and the problem. Plain Python and PyYAML only: the
 tap's environment and the orchestrator's both run it.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -276,10 +278,47 @@ def write_meltano_file(shards: Shards, project: Path) -> Path:
     return target
 
 
+def meltano_executable() -> str:
+    """The `meltano` to run: MELTANO_EXECUTABLE, else the one beside this Python, else PATH's."""
+    configured = os.environ.get("MELTANO_EXECUTABLE")
+    if configured:
+        return configured
+    beside = Path(sys.executable).parent / "meltano"
+    return str(beside) if beside.exists() else "meltano"
+
+
+def prepare_project(shards: Shards, project: Path, environ: Mapping[str, str]) -> Path:
+    """Ready what every shard's run needs before they all start.
+
+    The environment checked, shards.meltano.yml written, Meltano's system database created.
+
+    Meltano creates its database on first use: two runs starting at once on a fresh one race
+    (`table job already exists`), so the orchestrator prepares it once, before the fan-out.
+    """
+    shards.check_environment(environ)
+    written = write_meltano_file(shards, project)
+    try:
+        done = subprocess.run(
+            [meltano_executable(), "upgrade", "database"],
+            cwd=project,
+            env=dict(environ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except OSError as error:
+        raise ShardsError(f"cannot run meltano: {error.strerror or error}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ShardsError(f"`meltano upgrade database` failed: {last}")
+    return written
+
+
 def main(argv: Sequence[str]) -> int:
-    """`write`, `check` or `schemas`, on a shards file (default shards.yml)."""
-    usage = "usage: python -m orchestrate.shards {write|check|schemas} [shards.yml]"
-    if not argv or argv[0] not in {"write", "check", "schemas"} or len(argv) > 2:
+    """`write`, `check`, `prepare` or `schemas`, on a shards file (default shards.yml)."""
+    usage = "usage: python -m orchestrate.shards {write|check|prepare|schemas} [shards.yml]"
+    if not argv or argv[0] not in {"write", "check", "prepare", "schemas"} or len(argv) > 2:
         print(usage, file=sys.stderr)
         return 2
     path = Path(argv[1] if len(argv) > 1 else DEFAULT_SHARDS_FILE)
@@ -288,9 +327,12 @@ def main(argv: Sequence[str]) -> int:
         if argv[0] == "schemas":
             print(",".join(shards.schemas()))
             return 0
-        if argv[0] == "check":
-            shards.check_environment(os.environ)
-        written = write_meltano_file(shards, Path.cwd())
+        if argv[0] == "prepare":
+            written = prepare_project(shards, Path.cwd(), os.environ)
+        else:
+            if argv[0] == "check":
+                shards.check_environment(os.environ)
+            written = write_meltano_file(shards, Path.cwd())
     except ShardsError as error:
         print(f"shards: {error}", file=sys.stderr)
         return 2

@@ -585,6 +585,18 @@ class Meltano:
             self.env[f"DBT_{adapter}_LOG_PATH"] = str(tmp_path / "dbt" / adapter / "logs")
         self.env.update(env)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`meltano <args>` left running, for runs meant to overlap (shards): no project lock,
+        so only in a project of the test's own (`clean_project`)."""
+        return subprocess.Popen(
+            [str(MELTANO), *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def run(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess[str]:
         with one_meltano_at_a_time(self.cwd):
             done = subprocess.run(
@@ -614,26 +626,32 @@ def clean_project(tmp_path: Path) -> Path:
     return project
 
 
-def postgres_env(schema: str) -> dict[str, str]:
-    """target-postgres settings for the test database, loading into `schema`."""
-    return {
+def postgres_env(schema: str | None) -> dict[str, str]:
+    """target-postgres settings for the test database, loading into `schema` (None: the
+    extractor's `load_schema`, as shards load)."""
+    settings = {
         "TARGET_POSTGRES_HOST": str(PG["host"]),
         "TARGET_POSTGRES_PORT": str(PG["port"]),
         "TARGET_POSTGRES_USER": str(PG["user"]),
         "TARGET_POSTGRES_PASSWORD": str(PG["password"]),
         "TARGET_POSTGRES_DATABASE": str(PG["dbname"]),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
     }
+    if schema is not None:
+        settings["TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA"] = schema
+    return settings
 
 
-def dbt_postgres_env(schema: str) -> dict[str, str]:
-    """dbt-postgres reading the raw tables in `schema`, building in `<schema>_analytics`."""
-    return {
+def dbt_postgres_env(schema: str, *, sources: bool = True) -> dict[str, str]:
+    """dbt-postgres reading the raw tables in `schema`, building in `<schema>_analytics`
+    (`sources=False`: the raw tables are the utility's own `source_schema`, as for shards)."""
+    settings = {
         "DBT_POSTGRES_HOST": str(PG["host"]),
         "DBT_POSTGRES_PORT": str(PG["port"]),
         "DBT_POSTGRES_USER": str(PG["user"]),
         "DBT_POSTGRES_PASSWORD": str(PG["password"]),
         "DBT_POSTGRES_DBNAME": str(PG["dbname"]),
         "DBT_POSTGRES_SCHEMA": f"{schema}_analytics",
-        "DBT_POSTGRES_SOURCE_SCHEMA": schema,
     }
+    if sources:
+        settings["DBT_POSTGRES_SOURCE_SCHEMA"] = schema
+    return settings

@@ -2,6 +2,7 @@
 
 from tap_botpenguin.sandbox.cache import ResponseCache
 from tap_botpenguin.sandbox.data import (
+    AGENCY_CUSTOMERS,
     QUIET_BOT,
     SANDBOX_CUSTOMER,
     SANDBOX_TOKEN,
@@ -9,6 +10,7 @@ from tap_botpenguin.sandbox.data import (
     WEBSITE_BOT,
     WHATSAPP_BOT,
     Bot,
+    agency_bots,
     data_epoch,
     default_bots,
     make_inbox,
@@ -18,6 +20,7 @@ from tap_botpenguin.sandbox.inbox import ORDERS, PAGE_BOUND_MESSAGE
 from tap_botpenguin.sandbox.server import Sandbox
 
 __all__ = [
+    "AGENCY_CUSTOMERS",
     "ORDERS",
     "PAGE_BOUND_MESSAGE",
     "PAST_END",
@@ -32,6 +35,7 @@ __all__ = [
     "ReceivedRequest",
     "ResponseCache",
     "Sandbox",
+    "agency_bots",
     "data_epoch",
     "default_bots",
     "make_inbox",
