@@ -9,6 +9,6 @@ pg_env=$(scripts/postgres.sh)  # an assignment, so that a failure stops here (se
 eval "$pg_env"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy tap_botpenguin
+.venv/bin/mypy tap_botpenguin orchestrate/shards.py
 .venv/bin/lint-imports --no-cache  # the layers' import rules (pyproject.toml, docs/architecture.md)
 .venv/bin/pytest "$@"
