@@ -269,8 +269,38 @@ def _all_distinct(shards: Sequence[Shard]) -> None:
                 )
 
 
+def check_against_project(shards: Shards, project: Path) -> None:
+    """Refuse what clashes with the project, before anything is written.
+
+    A shard's plugin name meltano.yml already has (`mirror` would be tap-botpenguin--mirror),
+    or a setting the tap does not have (a typo Meltano would pass on silently).
+    """
+    try:
+        meltano = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # Meltano itself says what is wrong with its project file
+    plugins = (meltano or {}).get("plugins", {})
+    extractors = plugins.get("extractors", []) if isinstance(plugins, dict) else []
+    names = {entry.get("name") for entry in extractors if isinstance(entry, dict)}
+    base = next((e for e in extractors if isinstance(e, dict) and e.get("name") == BASE_PLUGIN), {})
+    settings = {item.get("name") for item in base.get("settings", []) if isinstance(item, dict)}
+    for shard in shards.shards:
+        if shard.plugin in names:
+            raise ShardsError(
+                f"shard {shard.name}: meltano.yml already has a plugin {shard.plugin};"
+                " give the shard another name"
+            )
+        unknown = sorted(set(shard.config) - settings) if settings else []
+        if unknown:
+            raise ShardsError(
+                f"shard {shard.name}: {unknown[0]} is not a setting of {BASE_PLUGIN}"
+                " (README: Settings)"
+            )
+
+
 def write_meltano_file(shards: Shards, project: Path) -> Path:
     """Write shards.meltano.yml atomically (shards started at once may all write it)."""
+    check_against_project(shards, project)
     target = project / GENERATED
     temporary = target.with_name(f".{GENERATED}.{os.getpid()}")
     temporary.write_text(shards.meltano_file(), encoding="utf-8")

@@ -136,6 +136,30 @@ def test_a_shards_file_that_would_break_is_refused_in_one_line(
     assert not (tmp_path / "shards.meltano.yml").exists()
 
 
+@pytest.mark.parametrize(
+    ("document", "line"),
+    [
+        (
+            _with(name="mirror"),
+            "shard mirror: meltano.yml already has a plugin tap-botpenguin--mirror",
+        ),
+        (
+            {**GOOD, "config": {"request_per_minute": 90}},
+            "shard customer-a: request_per_minute is not a setting of tap-botpenguin",
+        ),
+    ],
+)
+def test_a_shard_that_clashes_with_the_project_is_refused_in_one_line(
+    tmp_path: Path, document: Any, line: str
+) -> None:
+    (tmp_path / "meltano.yml").write_text((ROOT / "meltano.yml").read_text())
+    done = _shards(tmp_path, document, "write")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert line in done.stderr, done.stderr
+    assert not (tmp_path / "shards.meltano.yml").exists()
+
+
 def test_one_token_in_two_shards_is_refused_before_anything_runs(tmp_path: Path) -> None:
     """Two variables, one token: the shards would share one allowance (100 requests a minute)."""
     done = _shards(tmp_path, GOOD, "check", TOKEN_A="tok-0123456789", TOKEN_B=" tok-0123456789\n")
