@@ -1,8 +1,10 @@
-"""`python -m orchestrate.summary [RUN_ID]`: what a run of the `shards` job loaded, one line each.
+"""`python -m orchestrate.summary [INVOCATION]`: what a run of the `shards` job loaded.
 
 For scripts/orchestrate.sh, from Dagster's own records (DAGSTER_HOME), not from its log: one line
 per shard (records per stream, schema, state ID), then the marts' dbt line; for a failed run,
-each failed step's one line. Exits 1 when the run did not succeed. The latest run by default.
+each failed step's one line. Exits 1 when the run did not succeed, 2 when none was found. The run is
+the one tagged `botpenguin/invocation=INVOCATION` (`dagster job execute --tags`), else the
+latest.
 """
 
 from __future__ import annotations
@@ -59,17 +61,19 @@ def lines(instance: dg.DagsterInstance, run_id: str) -> Iterator[str]:
         yield f"{step} failed: {description}"
 
 
+#: The tag scripts/orchestrate.sh gives its run, to find that one run again.
+INVOCATION_TAG = "botpenguin/invocation"
+
+
 def main(argv: Sequence[str]) -> int:
-    """Print the summary of the run `argv[0]` (default: the latest run of the job)."""
+    """Print the summary of the run tagged `argv[0]` (default: the latest run of the job)."""
+    tags = {INVOCATION_TAG: argv[0]} if argv else {}
     with dg.DagsterInstance.get() as instance:
-        if argv:
-            run = instance.get_run_by_id(argv[0])
-        else:
-            runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB), limit=1)
-            run = runs[0] if runs else None
-        if run is None:
-            print("no run of the shards job found", file=sys.stderr)
-            return 1
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB, tags=tags), limit=1)
+        if not runs:
+            print(f"no run of the {JOB} job found", file=sys.stderr)
+            return 2
+        run = runs[0]
         for line in lines(instance, run.run_id):
             print(line)
         return 0 if run.status == dg.DagsterRunStatus.SUCCESS else 1
