@@ -20,7 +20,7 @@ venv=orchestrate/.venv
 stamp="$venv/.setup-$(sha256sum orchestrate/requirements.txt | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   log=$venv/setup.log
-  echo "Setting up $venv with Dagster (first run only, about a minute; log: $log)..." >&2
+  echo "Setting up $venv with Dagster (first run only, under a minute; log: $log)..." >&2
   # uv comes with Meltano in .venv: it installs Dagster several times faster than pip.
   if ! .venv/bin/uv pip install --quiet --python "$venv/bin/python" \
     -r orchestrate/requirements.txt >"$log" 2>&1; then
