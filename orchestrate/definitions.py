@@ -2,7 +2,7 @@
 
 Assets, in order (docs/scaling.md):
 
-- `shards_prepared`: checks the environment (every token variable set, no token in two shards),
+- `prepare`: checks the environment (every token variable set, no token in two shards),
   writes shards.meltano.yml and runs `meltano upgrade database`: Meltano processes started at
   once on a fresh SQLite system database race to create its tables and fail, so the database is
   made once, before the shards fan out.
@@ -176,7 +176,7 @@ def shards() -> Shards:
     kinds={"meltano"},
     description="Checks the tokens, writes shards.meltano.yml, makes Meltano's system database.",
 )
-def shards_prepared(context: dg.AssetExecutionContext) -> dg.MaterializeResult[None]:
+def prepare(context: dg.AssetExecutionContext) -> dg.MaterializeResult[None]:
     """Everything the shards share, done once before they start side by side."""
     try:
         checked = shards()
@@ -207,7 +207,7 @@ def shard_asset(shard: Shard) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=asset_name(shard),
-        deps=[shards_prepared],
+        deps=[prepare],
         group_name="shards",
         kinds={"meltano"},
         description=f"`meltano run {shard.plugin} {loader()}` into schema {shard.schema}.",
@@ -274,7 +274,7 @@ def build_definitions() -> dg.Definitions:
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
     return dg.Definitions(
-        assets=[shards_prepared, *shard_assets, marts_asset(shard_assets)],
+        assets=[prepare, *shard_assets, marts_asset(shard_assets)],
         jobs=[job],
         schedules=[schedule],
     )
