@@ -43,7 +43,7 @@ def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, Map
 
 
 def lines(instance: dg.DagsterInstance, run_id: str) -> Iterator[str]:
-    """The summary of one run, in the job's order: shards, then marts, then failures."""
+    """The summary of one run: the shards that loaded, the steps that failed, the marts."""
     assets = materializations(instance, run_id)
     for metadata in (assets[name] for name in sorted(assets) if name.startswith("shard_")):
         streams = ", ".join(
@@ -55,10 +55,13 @@ def lines(instance: dg.DagsterInstance, run_id: str) -> Iterator[str]:
             f"shard {metadata['shard']}: {streams or 'no records'} into {metadata['schema']}"
             f" (state {metadata['state id']})"
         )
+    failed = list(failures(instance, run_id))
+    for step, description in failed:
+        yield f"{step} failed: {description}"
     if "marts" in assets:
         yield f"marts: {assets['marts']['dbt']} in {assets['marts']['schema']}"
-    for step, description in failures(instance, run_id):
-        yield f"{step} failed: {description}"
+    elif failed and all(step != "marts" for step, _ in failed):
+        yield "marts: not built (every shard must load first)"
 
 
 #: The tag scripts/orchestrate.sh gives its run, to find that one run again.

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 import yaml
 
-from tap_botpenguin.sandbox import Bot, Sandbox, agency_bots
+from tap_botpenguin.sandbox import Bot, Fault, Sandbox, agency_bots
 from tap_botpenguin.sandbox.env import agency_settings
 
 from .helpers import (
@@ -114,7 +114,10 @@ def _project(tmp_path: Path, prefix: str) -> Path:
     return project
 
 
-def _run_in_process(tmp_path: Path, project: Path, meltano: Meltano) -> dict[str, Any]:
+def _run_in_process(
+    tmp_path: Path, project: Path, meltano: Meltano, log: list[str] | None = None
+) -> dict[str, Any]:
+    """The job once; `log` receives Dagster's console output (every line of every step)."""
     report = tmp_path / "report.json"
     env = {
         **meltano.env,
@@ -133,6 +136,8 @@ def _run_in_process(tmp_path: Path, project: Path, meltano: Meltano) -> dict[str
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    if log is not None:
+        log.append(done.stdout + done.stderr)
     return json.loads(report.read_text())
 
 
@@ -205,14 +210,48 @@ def test_a_token_in_two_shards_stops_the_job_at_prepare(
 
     assert not report["success"]
     assert report["lines"] == [
+        "marts: not built (every shard must load first)",
         "prepare failed: shards sandbox-a and sandbox-b hold the same token"
         " (SANDBOX_CUSTOMER_A_TOKEN and SANDBOX_CUSTOMER_B_TOKEN): one token is one allowance,"
-        " so its bots belong in one shard"
+        " so its bots belong in one shard",
     ]
     assert report["metadata"] == {}
     assert agency.listing_requests() == []
     assert _schemas(pg, prefix) == []
     assert not (project / "shards.meltano.yml").exists()
+
+
+def test_a_failing_shard_fails_with_the_taps_own_line_and_no_token(
+    dagster_set_up: None, tmp_path: Path, prefix: str, pg: psycopg.Connection
+) -> None:
+    settings_a = agency_settings("")
+    token = settings_a["SANDBOX_CUSTOMER_A_TOKEN"]
+    first_bot = sorted(SHARD_BOTS["sandbox-a"])[0]
+    with Sandbox(bots=agency_bots(), rate_limit=None) as agency:
+        agency.inject(
+            Fault("status", status=401, message=f"token {token} is invalid", bot_id=first_bot)
+        )
+        project = _project(tmp_path, prefix)
+        meltano = Meltano(
+            tmp_path, agency, cwd=project, **agency_settings(agency.url), **postgres_env(None)
+        )
+        log: list[str] = []
+        report = _run_in_process(tmp_path, project, meltano, log)
+
+    assert not report["success"]
+    ok, failed, marts = report["lines"]
+    assert ok == _expected_line(agency.bots, "sandbox-b", _schema(prefix, "sandbox-b"))
+    assert marts == "marts: not built (every shard must load first)"
+    # The tap's own one line (its first request refused), not a traceback nor Meltano's.
+    assert failed.startswith("shard_sandbox_a failed: GET /inbox/direct/")
+    assert f"(bot {first_bot}) returned 401 Unauthorized" in failed
+    assert "\n" not in failed
+    assert "Traceback" not in failed
+    assert "shard_sandbox_a" not in report["metadata"]
+    # Neither the line nor anything Dagster logged of the run holds the token.
+    assert token not in json.dumps(report)
+    assert "401 Unauthorized" in log[0]
+    assert token not in log[0]
 
 
 def _step_times(log: str, step: str) -> tuple[datetime, datetime]:
