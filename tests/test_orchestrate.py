@@ -210,10 +210,10 @@ def test_a_token_in_two_shards_stops_the_job_at_prepare(
 
     assert not report["success"]
     assert report["lines"] == [
-        "marts: not built (every shard must load first)",
         "prepare failed: shards sandbox-a and sandbox-b hold the same token"
         " (SANDBOX_CUSTOMER_A_TOKEN and SANDBOX_CUSTOMER_B_TOKEN): one token is one allowance,"
         " so its bots belong in one shard",
+        "marts: not built (every shard must load first)",
     ]
     assert report["metadata"] == {}
     assert agency.listing_requests() == []
