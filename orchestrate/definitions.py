@@ -30,15 +30,22 @@ Load it with `dagster job execute -m orchestrate.definitions -d <repository> -j 
 # definition time and refuses the string "dg.AssetExecutionContext".
 import os
 import re
-import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from orchestrate.shards import Shard, Shards, ShardsError, load_shards, write_meltano_file
+from orchestrate.shards import (
+    Shard,
+    Shards,
+    ShardsError,
+    load_shards,
+    meltano_executable,
+    prepare_project,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 JOB = "shards"
@@ -71,18 +78,6 @@ def loader() -> str:
 def dbt_utility() -> str:
     """The dbt utility reading every shard's schema (BOTPENGUIN_SHARDS_DBT)."""
     return os.environ.get("BOTPENGUIN_SHARDS_DBT") or "dbt-postgres--shards"
-
-
-def meltano_executable() -> str:
-    """`meltano` of the project's virtual environment, not of Dagster's (MELTANO_EXECUTABLE)."""
-    explicit = os.environ.get("MELTANO_EXECUTABLE")
-    if explicit:
-        return explicit
-    for root in (project_dir(), REPOSITORY):
-        candidate = root / ".venv" / "bin" / "meltano"
-        if candidate.exists():
-            return str(candidate)
-    return shutil.which("meltano") or "meltano"
 
 
 def state_id(shard: Shard) -> str:
@@ -139,7 +134,7 @@ class MeltanoRun:
 
 def run_meltano(context: dg.AssetExecutionContext, *args: str) -> MeltanoRun:
     """Run `meltano <args>` in the project, each line of its output into Dagster's log."""
-    command = [meltano_executable(), *args]
+    command = [meltano_executable(project_dir()), *args]
     context.log.info(f"{project_dir()}$ meltano {' '.join(args)}")
     result = MeltanoRun()
     with subprocess.Popen(
@@ -178,16 +173,17 @@ def shards() -> Shards:
 )
 def prepare(context: dg.AssetExecutionContext) -> dg.MaterializeResult[None]:
     """Everything the shards share, done once before they start side by side."""
+
+    def run(args: Sequence[str]) -> tuple[int, str]:
+        done = run_meltano(context, *args)
+        return done.returncode, done.failure_line("meltano")
+
     try:
         checked = shards()
-        checked.check_environment(os.environ)
-        written = write_meltano_file(checked, project_dir())
+        written = prepare_project(checked, project_dir(), os.environ, run)
     except ShardsError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
     context.log.info(f"wrote {written}")
-    upgraded = run_meltano(context, "upgrade", "database")
-    if upgraded.returncode != 0:
-        raise dg.Failure(description=upgraded.failure_line("meltano"))
     return dg.MaterializeResult(
         metadata={
             "shards file": str(checked.source),

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,40 +309,67 @@ def write_meltano_file(shards: Shards, project: Path) -> Path:
     return target
 
 
-def meltano_executable() -> str:
-    """The `meltano` to run: MELTANO_EXECUTABLE, else the one beside this Python, else PATH's."""
-    configured = os.environ.get("MELTANO_EXECUTABLE")
-    if configured:
-        return configured
-    beside = Path(sys.executable).parent / "meltano"
-    return str(beside) if beside.exists() else "meltano"
+def meltano_executable(project: Path) -> str:
+    """The `meltano` of the project's virtual environment, never an orchestrator's own.
+
+    MELTANO_EXECUTABLE, else `<project>/.venv/bin/meltano`, else the repository's, else the one
+    beside this Python, else PATH's.
+    """
+    explicit = os.environ.get("MELTANO_EXECUTABLE")
+    if explicit:
+        return explicit
+    for candidate in (
+        project / ".venv" / "bin" / "meltano",
+        Path(__file__).resolve().parents[1] / ".venv" / "bin" / "meltano",
+        Path(sys.executable).parent / "meltano",
+    ):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("meltano") or "meltano"
 
 
-def prepare_project(shards: Shards, project: Path, environ: Mapping[str, str]) -> Path:
+#: Runs one `meltano` command in the project: its exit code and, on failure, its last line.
+MeltanoRunner = Callable[[Sequence[str]], tuple[int, str]]
+
+
+def _run_quietly(project: Path, environ: Mapping[str, str]) -> MeltanoRunner:
+    def run(args: Sequence[str]) -> tuple[int, str]:
+        try:
+            done = subprocess.run(
+                [meltano_executable(project), *args],
+                cwd=project,
+                env=dict(environ),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        except OSError as error:
+            return 127, f"cannot run meltano: {error.strerror or error}"
+        return done.returncode, (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+
+    return run
+
+
+def prepare_project(
+    shards: Shards,
+    project: Path,
+    environ: Mapping[str, str],
+    run_meltano: MeltanoRunner | None = None,
+) -> Path:
     """Ready what every shard's run needs before they all start.
 
     The environment checked, shards.meltano.yml written, Meltano's system database created.
-
     Meltano creates its database on first use: two runs starting at once on a fresh one race
     (`table job already exists`), so the orchestrator prepares it once, before the fan-out.
+    `run_meltano` runs the command (an orchestrator's streams its output to its own log).
     """
     shards.check_environment(environ)
     written = write_meltano_file(shards, project)
-    try:
-        done = subprocess.run(
-            [meltano_executable(), "upgrade", "database"],
-            cwd=project,
-            env=dict(environ),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    except OSError as error:
-        raise ShardsError(f"cannot run meltano: {error.strerror or error}") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ShardsError(f"`meltano upgrade database` failed: {last}")
+    run = run_meltano or _run_quietly(project, environ)
+    returncode, last_line = run(["upgrade", "database"])
+    if returncode != 0:
+        raise ShardsError(f"`meltano upgrade database` failed: {last_line}")
     return written
 
 

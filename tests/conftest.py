@@ -57,3 +57,13 @@ def schema(pg: psycopg.Connection) -> Iterator[str]:
     name = f"e2e_{uuid.uuid4().hex[:10]}"
     yield name
     pg.execute(f'drop schema if exists "{name}" cascade')
+
+
+@pytest.fixture
+def prefix(pg: psycopg.Connection) -> Iterator[str]:
+    """A shards file's schema prefix, unique to the test; its schemas are dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:8]}"
+    yield name
+    rows = pg.execute("select nspname from pg_namespace where nspname like %s", (f"{name}%",))
+    for (schema,) in rows.fetchall():
+        pg.execute(f'drop schema "{schema}" cascade')

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from hypothesis import strategies as st
 
 from tap_botpenguin.sandbox import (
@@ -624,6 +625,39 @@ def clean_project(tmp_path: Path) -> Path:
     for kind in ("extractors", "loaders", "utilities"):
         (project / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind)
     return project
+
+
+#: orchestrate/shards.sandbox.yml: the sandbox's agency account as two shards.
+SANDBOX_SHARDS: dict[str, Any] = yaml.safe_load(
+    (ROOT / "orchestrate" / "shards.sandbox.yml").read_text()
+)
+#: shard name -> its bots, as orchestrate/shards.sandbox.yml lists them
+SHARD_BOTS = {shard["name"]: set(shard["bots"]) for shard in SANDBOX_SHARDS["shards"]}
+
+
+def shards_project(tmp_path: Path, prefix: str) -> Path:
+    """A clean project whose shards.yml is orchestrate/shards.sandbox.yml with its own prefix."""
+    project = clean_project(tmp_path)
+    (project / "shards.yml").write_text(yaml.safe_dump({**SANDBOX_SHARDS, "schema_prefix": prefix}))
+    return project
+
+
+def shard_schema(prefix: str, shard: str) -> str:
+    """The target schema of `shard` under `prefix` (orchestrate/shards.py's rule)."""
+    return f"{prefix}_{shard.replace('-', '_')}"
+
+
+def assert_every_shard_loaded_once(pg: Any, prefix: str, sandbox: Sandbox) -> None:
+    """Each shard's schema holds every record of its bots once, and no other shard's."""
+    for shard, bots in SHARD_BOTS.items():
+        schema = shard_schema(prefix, shard)
+        for stream, kind in STREAM_TYPES.items():
+            rows = pg.execute(f'select "_id", "botId" from "{schema}"."{stream}"').fetchall()
+            ids = Counter(record_id for record_id, _ in rows)
+            expected = {rid for (bot_id, rid) in sandbox.all_records(kind) if bot_id in bots}
+            assert set(ids) == expected, (schema, stream)
+            assert max(ids.values()) == 1, (schema, stream, "duplicates")
+            assert {bot for _, bot in rows} <= bots, (schema, stream, "another shard's bots")
 
 
 def postgres_env(schema: str | None) -> dict[str, str]:

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import subprocess
-import uuid
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tap_botpenguin.sandbox import Bot, Fault, Sandbox, agency_bots
 from tap_botpenguin.sandbox.env import agency_settings
@@ -29,21 +26,21 @@ from tap_botpenguin.sandbox.env import agency_settings
 from .helpers import (
     DBT_PASSED,
     ROOT,
+    SHARD_BOTS,
+    STREAM_TYPES,
     Meltano,
-    clean_project,
+    assert_every_shard_loaded_once,
     dbt_postgres_env,
     one_meltano_at_a_time,
     postgres_env,
+    shard_schema,
+    shards_project,
 )
 from .marts import assert_marts_match, pg_query
 
 pytestmark = pytest.mark.e2e
 
 ORCHESTRATE_PYTHON = ROOT / "orchestrate" / ".venv" / "bin" / "python"
-SANDBOX_SHARDS = yaml.safe_load((ROOT / "orchestrate" / "shards.sandbox.yml").read_text())
-#: shard name -> its bots, as orchestrate/shards.sandbox.yml lists them
-SHARD_BOTS = {shard["name"]: set(shard["bots"]) for shard in SANDBOX_SHARDS["shards"]}
-STREAMS = {"chats": "non-lead", "leads": "lead"}
 
 #: Runs the job in this process (Dagster's in-process executor) on an instance of its own, and
 #: writes what users would read (orchestrate/summary.py's lines) and the metadata as JSON.
@@ -89,29 +86,9 @@ def agency() -> Iterator[Sandbox]:
         yield server
 
 
-@pytest.fixture
-def prefix(pg: psycopg.Connection) -> Iterator[str]:
-    """The shards' schema prefix, unique to the test; its schemas are dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:8]}"
-    yield name
-    for schema in _schemas(pg, name):
-        pg.execute(f'drop schema "{schema}" cascade')
-
-
 def _schemas(pg: psycopg.Connection, prefix: str) -> list[str]:
     rows = pg.execute("select nspname from pg_namespace where nspname like %s", (f"{prefix}%",))
     return sorted(schema for (schema,) in rows.fetchall())
-
-
-def _schema(prefix: str, shard: str) -> str:
-    return f"{prefix}_{shard.replace('-', '_')}"
-
-
-def _project(tmp_path: Path, prefix: str) -> Path:
-    """A clean project whose shards.yml is orchestrate/shards.sandbox.yml with its own prefix."""
-    project = clean_project(tmp_path)
-    (project / "shards.yml").write_text(yaml.safe_dump({**SANDBOX_SHARDS, "schema_prefix": prefix}))
-    return project
 
 
 def _run_in_process(
@@ -145,29 +122,17 @@ def _expected_line(bots: list[Bot], shard: str, schema: str) -> str:
     """What a shard's line must say: the records of its bots per stream, schema, state ID."""
     counts = {
         stream: sum(len(bot.inbox(kind)) for bot in bots if bot.bot_id in SHARD_BOTS[shard])
-        for stream, kind in STREAMS.items()
+        for stream, kind in STREAM_TYPES.items()
     }
-    streams = ", ".join(f"{stream} {count}" for stream, count in counts.items())
+    streams = ", ".join(f"{stream} {count}" for stream, count in sorted(counts.items()))
     state = f"dev:tap-botpenguin--{shard}-to-target-postgres"
     return f"shard {shard}: {streams} into {schema} (state {state})"
-
-
-def _assert_every_record_once(pg: psycopg.Connection, prefix: str, sandbox: Sandbox) -> None:
-    for shard, bots in SHARD_BOTS.items():
-        schema = _schema(prefix, shard)
-        for stream, kind in STREAMS.items():
-            rows = pg.execute(f'select "_id", "botId" from "{schema}"."{stream}"').fetchall()
-            ids = Counter(record_id for record_id, _ in rows)
-            expected = {rid for (bot_id, rid) in sandbox.all_records(kind) if bot_id in bots}
-            assert set(ids) == expected, (schema, stream)
-            assert max(ids.values()) == 1, (schema, stream, "duplicates")
-            assert {bot for _, bot in rows} <= bots, (schema, stream, "another shard's bots")
 
 
 def test_the_dagster_job_loads_every_shard_and_builds_the_marts(
     dagster_set_up: None, tmp_path: Path, agency: Sandbox, prefix: str, pg: psycopg.Connection
 ) -> None:
-    project = _project(tmp_path, prefix)
+    project = shards_project(tmp_path, prefix)
     meltano = Meltano(
         tmp_path,
         agency,
@@ -179,7 +144,7 @@ def test_the_dagster_job_loads_every_shard_and_builds_the_marts(
     report = _run_in_process(tmp_path, project, meltano)
 
     assert report["success"], report["lines"]
-    shard_lines = [_expected_line(agency.bots, s, _schema(prefix, s)) for s in SHARD_BOTS]
+    shard_lines = [_expected_line(agency.bots, s, shard_schema(prefix, s)) for s in SHARD_BOTS]
     assert report["lines"][:-1] == shard_lines
     assert report["lines"][-1].startswith(f"marts: {DBT_PASSED}")
     assert report["lines"][-1].endswith(f" in {prefix}_analytics")
@@ -187,7 +152,7 @@ def test_the_dagster_job_loads_every_shard_and_builds_the_marts(
         "shard_" + s.replace("-", "_") for s in SHARD_BOTS
     }
 
-    _assert_every_record_once(pg, prefix, agency)
+    assert_every_shard_loaded_once(pg, prefix, agency)
     assert_marts_match(pg_query(pg), f"{prefix}_analytics", agency)
 
     # Each shard's state in Meltano's system database is its own: its bots, no other's.
@@ -202,7 +167,7 @@ def test_the_dagster_job_loads_every_shard_and_builds_the_marts(
 def test_a_token_in_two_shards_stops_the_job_at_prepare(
     dagster_set_up: None, tmp_path: Path, agency: Sandbox, prefix: str, pg: psycopg.Connection
 ) -> None:
-    project = _project(tmp_path, prefix)
+    project = shards_project(tmp_path, prefix)
     settings = agency_settings(agency.url)
     settings["SANDBOX_CUSTOMER_B_TOKEN"] = settings["SANDBOX_CUSTOMER_A_TOKEN"]
     meltano = Meltano(tmp_path, agency, cwd=project, **settings, **postgres_env(None))
@@ -231,7 +196,7 @@ def test_a_failing_shard_fails_with_the_taps_own_line_and_no_token(
         agency.inject(
             Fault("status", status=401, message=f"token {token} is invalid", bot_id=first_bot)
         )
-        project = _project(tmp_path, prefix)
+        project = shards_project(tmp_path, prefix)
         meltano = Meltano(
             tmp_path, agency, cwd=project, **agency_settings(agency.url), **postgres_env(None)
         )
@@ -240,7 +205,7 @@ def test_a_failing_shard_fails_with_the_taps_own_line_and_no_token(
 
     assert not report["success"]
     ok, failed, marts = report["lines"]
-    assert ok == _expected_line(agency.bots, "sandbox-b", _schema(prefix, "sandbox-b"))
+    assert ok == _expected_line(agency.bots, "sandbox-b", shard_schema(prefix, "sandbox-b"))
     assert marts == "marts: not built (every shard must load first)"
     # The tap's own one line (its first request refused), not a traceback nor Meltano's.
     assert failed.startswith("shard_sandbox_a failed: GET /inbox/direct/")
@@ -292,7 +257,7 @@ def test_orchestrate_sh_runs_the_sandbox_shards_side_by_side(
 
     served = agency_bots(shape="demo")  # what the script's sandbox serves
     *shards, marts = done.stdout.splitlines()
-    assert shards == [_expected_line(served, s, _schema("botpenguin", s)) for s in SHARD_BOTS]
+    assert shards == [_expected_line(served, s, shard_schema("botpenguin", s)) for s in SHARD_BOTS]
     assert marts.startswith(f"marts: {DBT_PASSED}")
     assert marts.endswith(" in botpenguin_sandbox_analytics")
     assert "No shards.yml found: two shards of the local sandbox" in done.stderr

@@ -9,30 +9,38 @@ always overlap (creating schemas, tables, and columns for new fields at the same
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from tap_botpenguin.sandbox import AGENCY_CUSTOMERS, ReceivedRequest, Sandbox, agency_bots
+from tap_botpenguin.sandbox import ReceivedRequest, Sandbox, agency_bots
 from tap_botpenguin.sandbox.env import agency_settings
 
-from .helpers import Meltano, clean_project, dbt_postgres_env, postgres_env
+from .helpers import (
+    SANDBOX_SHARDS,
+    SHARD_BOTS,
+    Meltano,
+    assert_every_shard_loaded_once,
+    dbt_postgres_env,
+    postgres_env,
+    shard_schema,
+    shards_project,
+)
 from .marts import assert_marts_match, pg_query
 
 pytestmark = pytest.mark.e2e
 
-SHARD_OF_TOKEN = {customer.token: name for name, customer in AGENCY_CUSTOMERS.items()}
-SHARD_BOTS = {name: set(customer.bots) for name, customer in AGENCY_CUSTOMERS.items()}
+#: token -> the shard of orchestrate/shards.sandbox.yml that holds it
+SHARD_OF_TOKEN = {
+    agency_settings("")[shard["token_env"]]: shard["name"] for shard in SANDBOX_SHARDS["shards"]
+}
 
 
 class BothShardsAtOnce:
@@ -64,47 +72,13 @@ class BothShardsAtOnce:
 
 @pytest.fixture
 def barrier() -> BothShardsAtOnce:
-    return BothShardsAtOnce(tokens=len(AGENCY_CUSTOMERS))
+    return BothShardsAtOnce(tokens=len(SHARD_BOTS))
 
 
 @pytest.fixture
 def agency(barrier: BothShardsAtOnce) -> Iterator[Sandbox]:
     with Sandbox(bots=agency_bots(), rate_limit=None, before_answer=barrier) as server:
         yield server
-
-
-@pytest.fixture
-def prefix(pg: psycopg.Connection) -> Iterator[str]:
-    """The shards' schema prefix, unique to the test; its schemas are dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:8]}"
-    yield name
-    for (schema,) in pg.execute(
-        "select nspname from pg_namespace where nspname like %s", (f"{name}%",)
-    ).fetchall():
-        pg.execute(f'drop schema "{schema}" cascade')
-
-
-def _shards_file(project: Path, prefix: str) -> Path:
-    """The sandbox's two customers as shards, loading into `<prefix>_<shard>`."""
-    shards = []
-    for name, customer in AGENCY_CUSTOMERS.items():
-        variable = f"SANDBOX_{name.upper().replace('-', '_')}_TOKEN"
-        shards.append(
-            {
-                "name": name,
-                "token_env": variable,
-                "customer_id": customer.customer_id,
-                "bots": list(customer.bots),
-            }
-        )
-    document = {
-        "schema_prefix": prefix,
-        "config": {"api_url": "${BOTPENGUIN_SANDBOX_URL}"},
-        "shards": shards,
-    }
-    path = project / "shards.yml"
-    path.write_text(json.dumps(document, indent=2))  # JSON is YAML
-    return path
 
 
 def _prepare(project: Path, meltano: Meltano) -> subprocess.CompletedProcess[str]:
@@ -122,7 +96,7 @@ def _prepare(project: Path, meltano: Meltano) -> subprocess.CompletedProcess[str
 def _run_shards_at_once(meltano: Meltano) -> dict[str, subprocess.CompletedProcess[str]]:
     started = {
         name: meltano.start("run", f"tap-botpenguin--{name}", "target-postgres")
-        for name in AGENCY_CUSTOMERS
+        for name in SHARD_BOTS
     }
     finished = {}
     for name, process in started.items():
@@ -131,10 +105,6 @@ def _run_shards_at_once(meltano: Meltano) -> dict[str, subprocess.CompletedProce
             process.args, process.returncode, stdout, stderr
         )
     return finished
-
-
-def _rows(pg: psycopg.Connection, schema: str, stream: str) -> list[tuple[Any, ...]]:
-    return pg.execute(f'select "_id", "botId" from "{schema}"."{stream}"').fetchall()
 
 
 def _state(meltano: Meltano, shard: str) -> str:
@@ -149,25 +119,10 @@ def _requests_per_shard(sandbox: Sandbox, since: int) -> Counter[str]:
     )
 
 
-def _assert_every_record_once(pg: psycopg.Connection, prefix: str, sandbox: Sandbox) -> None:
-    for name, bots in SHARD_BOTS.items():
-        schema = f"{prefix}_{name.replace('-', '_')}"
-        for stream, kind in (("leads", "lead"), ("chats", "non-lead")):
-            rows = _rows(pg, schema, stream)
-            expected = {
-                record_id for (bot_id, record_id) in sandbox.all_records(kind) if bot_id in bots
-            }
-            ids = [record_id for record_id, _ in rows]
-            assert len(ids) == len(set(ids)), (schema, stream, "duplicates")
-            assert set(ids) == expected, (schema, stream)
-            assert {bot for _, bot in rows} <= bots, (schema, stream, "another shard's bots")
-
-
 def test_shards_started_at_once_each_load_their_own_and_stay_incremental(
     tmp_path: Path, agency: Sandbox, barrier: BothShardsAtOnce, prefix: str, pg: psycopg.Connection
 ) -> None:
-    project = clean_project(tmp_path)
-    _shards_file(project, prefix)
+    project = shards_project(tmp_path, prefix)
     meltano = Meltano(
         tmp_path,
         agency,
@@ -184,9 +139,9 @@ def test_shards_started_at_once_each_load_their_own_and_stay_incremental(
     first = _run_shards_at_once(meltano)
     for name, done in first.items():
         assert done.returncode == 0, (name, done.stderr[-3000:])
-    _assert_every_record_once(pg, prefix, agency)
+    assert_every_shard_loaded_once(pg, prefix, agency)
     round_1 = _requests_per_shard(agency, 0)
-    assert set(round_1) == set(AGENCY_CUSTOMERS)
+    assert set(round_1) == set(SHARD_BOTS)
 
     # Each shard's state is its own: its bots, not the other shard's.
     for name, bots in SHARD_BOTS.items():
@@ -200,20 +155,20 @@ def test_shards_started_at_once_each_load_their_own_and_stay_incremental(
     seen = len(agency.listing_requests())
     barrier.new_round()
     changed: dict[str, list[str]] = {}
-    for name, customer in AGENCY_CUSTOMERS.items():
-        bot_id = next(iter(customer.bots))
+    for name, bots in SHARD_BOTS.items():
+        bot_id = min(bots)
         changed[name] = agency.update(bot_id, "lead", [0, 1], fields={"csatScore": 4})
         agency.add(bot_id, "non-lead", 2)
     second = _run_shards_at_once(meltano)
     for name, done in second.items():
         assert done.returncode == 0, (name, done.stderr[-3000:])
-    _assert_every_record_once(pg, prefix, agency)
+    assert_every_shard_loaded_once(pg, prefix, agency)
     round_2 = _requests_per_shard(agency, seen)
     listings = {name: 2 * len(bots) for name, bots in SHARD_BOTS.items()}
-    for name in AGENCY_CUSTOMERS:
+    for name in SHARD_BOTS:
         # Incremental: page 1 of each listing (each holds what changed), not every page.
         assert round_2[name] == listings[name] < round_1[name], (name, round_1, round_2)
-        schema = f"{prefix}_{name.replace('-', '_')}"
+        schema = shard_schema(prefix, name)
         scores = dict(pg.execute(f'select "_id", "csatScore" from "{schema}".leads').fetchall())
         assert {cid for cid, score in scores.items() if score == 4} == set(changed[name])
 
