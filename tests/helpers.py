@@ -48,7 +48,7 @@ from tap_botpenguin.sandbox import (
     Sandbox,
     default_bots,
 )
-from tap_botpenguin.sandbox.env import sandbox_settings
+from tap_botpenguin.sandbox.env import agency_settings, sandbox_settings
 from tap_botpenguin.sandbox.undocumented import UNDOCUMENTED_FIELDS
 from tap_botpenguin.tap import TapBotPenguin
 
@@ -543,20 +543,25 @@ def one_meltano_at_a_time(project: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`scripts/demo.sh` as a user runs it: its own sandbox, output dir and Meltano database."""
+def run_script(tmp_path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`scripts/<script>` (demo.sh, orchestrate.sh) as a user runs it from the repository: its
+    own sandbox, output dir, dbt files and Meltano database."""
     env = {
-        "PATH": "/usr/bin:/bin",
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",  # scripts/postgres.sh needs runuser
         "HOME": str(tmp_path),
         "DEMO_OUTPUT_DIR": str(tmp_path / "output"),
-        "DBT_DUCKDB_TARGET_PATH": str(tmp_path / "dbt" / "target"),
-        "DBT_DUCKDB_LOG_PATH": str(tmp_path / "dbt" / "logs"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        **{
+            f"DBT_{adapter}_{kind.upper()}_PATH": str(tmp_path / "dbt" / adapter / kind)
+            for adapter in ("DUCKDB", "POSTGRES")
+            for kind in ("target", "log")
+        },
+        **({"TEST_PG_PORT": os.environ["TEST_PG_PORT"]} if "TEST_PG_PORT" in os.environ else {}),
         **env,
     }
     with one_meltano_at_a_time(ROOT):
         return subprocess.run(
-            ["scripts/demo.sh"],
+            [f"scripts/{script}"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -640,6 +645,19 @@ def shards_project(tmp_path: Path, prefix: str) -> Path:
     project = clean_project(tmp_path)
     (project / "shards.yml").write_text(yaml.safe_dump({**SANDBOX_SHARDS, "schema_prefix": prefix}))
     return project
+
+
+def shards_meltano(tmp_path: Path, sandbox: Sandbox, project: Path, prefix: str) -> Meltano:
+    """Meltano in a shards project: the sandbox's agency tokens, PostgreSQL for the shards'
+    targets (each its own schema) and for dbt over all of them (`<prefix>_analytics`)."""
+    return Meltano(
+        tmp_path,
+        sandbox,
+        cwd=project,
+        **agency_settings(sandbox.url),
+        **postgres_env(None),
+        **dbt_postgres_env(prefix, sources=False),
+    )
 
 
 def shard_schema(prefix: str, shard: str) -> str:

@@ -28,7 +28,7 @@ from .helpers import (
     dbt_postgres_env,
     fresh_bots,
     postgres_env,
-    run_demo,
+    run_script,
 )
 from .marts import Query, assert_marts_match, duckdb_query, expected_marts, pg_query
 
@@ -223,7 +223,7 @@ def test_the_demo_twice_then_its_duckdb_file_opens_with_the_project_duckdb(tmp_p
     """The README's main command, as a user runs it (its own sandbox, its own output dir)."""
     runs, logs = [], []
     for _ in range(2):
-        runs.append(run_demo(tmp_path))
+        runs.append(run_script(tmp_path, "demo.sh"))
         logs.append((tmp_path / "output" / "last-run.log").read_text())
 
     for run, log in zip(runs, logs, strict=True):

@@ -8,7 +8,7 @@ import pytest
 
 from scripts.demo_output import shown
 
-from .helpers import run_demo
+from .helpers import run_script
 
 # A target that failed, as Meltano 4.4 logs it: the traceback at [info], then "Loader failed".
 FAILED_LOAD = """\
@@ -73,7 +73,7 @@ def test_a_loader_failure_shows_why_on_screen(tmp_path: Path) -> None:
     (tmp_path / "output").mkdir()
     (tmp_path / "output" / "sandbox.duckdb").write_text("not a DuckDB database\n")
 
-    run = run_demo(tmp_path)
+    run = run_script(tmp_path, "demo.sh")
 
     assert run.returncode != 0
     assert "is not a valid DuckDB database file" in run.stderr, run.stderr[-3000:]
@@ -87,7 +87,7 @@ def test_a_loader_failure_shows_why_on_screen(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_a_dbt_failure_shows_its_error_lines_on_screen(tmp_path: Path) -> None:
     # dbt looks for the raw tables where the target did not load them.
-    run = run_demo(tmp_path, DBT_DUCKDB_SOURCE_SCHEMA="nowhere")
+    run = run_script(tmp_path, "demo.sh", DBT_DUCKDB_SOURCE_SCHEMA="nowhere")
 
     assert run.returncode != 0
     assert '"nowhere"."leads" does not exist or has no columns' in run.stderr

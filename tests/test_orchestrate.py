@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -30,10 +29,10 @@ from .helpers import (
     STREAM_TYPES,
     Meltano,
     assert_every_shard_loaded_once,
-    dbt_postgres_env,
-    one_meltano_at_a_time,
     postgres_env,
+    run_script,
     shard_schema,
+    shards_meltano,
     shards_project,
 )
 from .marts import assert_marts_match, pg_query
@@ -133,14 +132,7 @@ def test_the_dagster_job_loads_every_shard_and_builds_the_marts(
     dagster_set_up: None, tmp_path: Path, agency: Sandbox, prefix: str, pg: psycopg.Connection
 ) -> None:
     project = shards_project(tmp_path, prefix)
-    meltano = Meltano(
-        tmp_path,
-        agency,
-        cwd=project,
-        **agency_settings(agency.url),
-        **postgres_env(None),
-        **dbt_postgres_env(prefix, sources=False),
-    )
+    meltano = shards_meltano(tmp_path, agency, project, prefix)
     report = _run_in_process(tmp_path, project, meltano)
 
     assert report["success"], report["lines"]
@@ -197,9 +189,7 @@ def test_a_failing_shard_fails_with_the_taps_own_line_and_no_token(
             Fault("status", status=401, message=f"token {token} is invalid", bot_id=first_bot)
         )
         project = shards_project(tmp_path, prefix)
-        meltano = Meltano(
-            tmp_path, agency, cwd=project, **agency_settings(agency.url), **postgres_env(None)
-        )
+        meltano = shards_meltano(tmp_path, agency, project, prefix)
         log: list[str] = []
         report = _run_in_process(tmp_path, project, meltano, log)
 
@@ -233,26 +223,7 @@ def test_orchestrate_sh_runs_the_sandbox_shards_side_by_side(
     dagster_set_up: None, tmp_path: Path
 ) -> None:
     out = tmp_path / "output"
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",  # scripts/postgres.sh needs runuser
-        "HOME": str(tmp_path),
-        "DEMO_OUTPUT_DIR": str(out),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "DBT_POSTGRES_TARGET_PATH": str(tmp_path / "dbt" / "target"),
-        "DBT_POSTGRES_LOG_PATH": str(tmp_path / "dbt" / "logs"),
-    }
-    if "TEST_PG_PORT" in os.environ:
-        env["TEST_PG_PORT"] = os.environ["TEST_PG_PORT"]
-    with one_meltano_at_a_time(ROOT):
-        done = subprocess.run(
-            ["scripts/orchestrate.sh"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+    done = run_script(tmp_path, "orchestrate.sh")
     assert done.returncode == 0, done.stderr[-4000:]
 
     served = agency_bots(shape="demo")  # what the script's sandbox serves

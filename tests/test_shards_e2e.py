@@ -28,9 +28,8 @@ from .helpers import (
     SHARD_BOTS,
     Meltano,
     assert_every_shard_loaded_once,
-    dbt_postgres_env,
-    postgres_env,
     shard_schema,
+    shards_meltano,
     shards_project,
 )
 from .marts import assert_marts_match, pg_query
@@ -123,14 +122,7 @@ def test_shards_started_at_once_each_load_their_own_and_stay_incremental(
     tmp_path: Path, agency: Sandbox, barrier: BothShardsAtOnce, prefix: str, pg: psycopg.Connection
 ) -> None:
     project = shards_project(tmp_path, prefix)
-    meltano = Meltano(
-        tmp_path,
-        agency,
-        cwd=project,
-        **agency_settings(agency.url),
-        **postgres_env(None),
-        **dbt_postgres_env(prefix, sources=False),
-    )
+    meltano = shards_meltano(tmp_path, agency, project, prefix)
     prepared = _prepare(project, meltano)
     assert prepared.returncode == 0, prepared.stderr
     assert (project / "shards.meltano.yml").exists()
