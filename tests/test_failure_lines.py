@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
+from tap_botpenguin.sandbox import SANDBOX_TOKEN, WEBSITE_BOT, Fault, Sandbox
 
 from .helpers import (
     PROXY_VARIABLES,
@@ -34,6 +34,7 @@ from .helpers import (
     own_tokens,
     pages_requested,
     run_cli,
+    serve_tls,
 )
 
 PROXY_USER, PROXY_PASSWORD = "proxy-user-7f3a", "proxy-pass-c91e"
@@ -170,6 +171,45 @@ def test_meltano_names_a_dead_proxy(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "or set NO_PROXY=127.0.0.1 to reach api_url without it." in failed.stderr
     _no_credentials_in(failed.stderr, failed.stdout)
     assert sandbox.requests == []
+
+
+# --- a certificate that is not trusted ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_an_untrusted_certificate_stops_the_run_at_once_in_one_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A self-signed certificate (or a corporate proxy's CA) fails the same way every time:
+    never retried, one line naming the cause, the host, and how to trust a CA."""
+    api_url, _ = serve_tls(sandbox, tmp_path)
+    env = {"REQUESTS_CA_BUNDLE": "", "SSL_CERT_FILE": "", "CURL_CA_BUNDLE": ""}
+
+    result = run_cli(base_config(sandbox, api_url=api_url, max_retries=3), tmp_path, env=env)
+
+    assert result.exit_code == 1
+    [line] = _errors(result.stderr)
+    assert "certificate verify failed: self-signed certificate" in line
+    assert "the certificate of 127.0.0.1 is not trusted" in line
+    assert "not retried (attempt 1 of 3)" in line
+    assert "REQUESTS_CA_BUNDLE" in line
+    assert "check api_url" not in line
+    assert "retrying" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SANDBOX_TOKEN not in result.stderr + result.stdout
+    assert sandbox.requests == []  # nothing was sent, the token least of all
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_the_ca_named_by_requests_ca_bundle_is_trusted(sandbox: Sandbox, tmp_path: Path) -> None:
+    api_url, cert = serve_tls(sandbox, tmp_path)
+
+    result = run_cli(
+        base_config(sandbox, api_url=api_url), tmp_path, env={"REQUESTS_CA_BUNDLE": str(cert)}
+    )
+
+    assert result.exit_code == 0, result.stderr[-2000:]
+    assert len(result.records["leads"]) == len(sandbox.all_records("lead"))
 
 
 # --- what was retried, and how often ---------------------------------------------------------
