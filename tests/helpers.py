@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -421,6 +422,30 @@ class RefusingProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# --- TLS --------------------------------------------------------------------------------------
+
+
+def serve_tls(sandbox: Sandbox, directory: Path) -> tuple[str, Path]:
+    """Serve a started sandbox over TLS with a self-signed certificate for 127.0.0.1 (made by
+    `openssl` in `directory`): its https URL and the certificate (PEM), a CA of its own."""
+    cert, key = directory / "sandbox-cert.pem", directory / "sandbox-key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = sandbox._server  # the listening socket, wrapped: each connection starts with TLS
+    assert server is not None, "sandbox not started"
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return sandbox.url.replace("http://", "https://"), cert
 
 
 # --- hostile records (hypothesis) --------------------------------------------------------------

@@ -16,21 +16,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
-from tap_botpenguin.sandbox import WEBSITE_BOT, Fault, Sandbox
+from tap_botpenguin.sandbox import SANDBOX_TOKEN, WEBSITE_BOT, Fault, Sandbox
 
 from .helpers import (
     PROXY_VARIABLES,
+    ROOT,
     STREAM_TYPES,
     Meltano,
     RefusingProxy,
     base_config,
     closed_port_url,
     fresh_bots,
+    one_meltano_at_a_time,
     own_token_config,
     own_tokens,
     pages_requested,
     run_cli,
+    serve_tls,
 )
 
 PROXY_USER, PROXY_PASSWORD = "proxy-user-7f3a", "proxy-pass-c91e"
@@ -169,6 +173,45 @@ def test_meltano_names_a_dead_proxy(sandbox: Sandbox, tmp_path: Path) -> None:
     assert sandbox.requests == []
 
 
+# --- a certificate that is not trusted ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_an_untrusted_certificate_stops_the_run_at_once_in_one_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A self-signed certificate (or a corporate proxy's CA) fails the same way every time:
+    never retried, one line naming the cause, the host, and how to trust a CA."""
+    api_url, _ = serve_tls(sandbox, tmp_path)
+    env = {"REQUESTS_CA_BUNDLE": "", "SSL_CERT_FILE": "", "CURL_CA_BUNDLE": ""}
+
+    result = run_cli(base_config(sandbox, api_url=api_url, max_retries=3), tmp_path, env=env)
+
+    assert result.exit_code == 1
+    [line] = _errors(result.stderr)
+    assert "certificate verify failed: self-signed certificate" in line
+    assert "the certificate of 127.0.0.1 is not trusted" in line
+    assert "not retried (attempt 1 of 3)" in line
+    assert "REQUESTS_CA_BUNDLE" in line
+    assert "check api_url" not in line
+    assert "retrying" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SANDBOX_TOKEN not in result.stderr + result.stdout
+    assert sandbox.requests == []  # nothing was sent, the token least of all
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_the_ca_named_by_requests_ca_bundle_is_trusted(sandbox: Sandbox, tmp_path: Path) -> None:
+    api_url, cert = serve_tls(sandbox, tmp_path)
+
+    result = run_cli(
+        base_config(sandbox, api_url=api_url), tmp_path, env={"REQUESTS_CA_BUNDLE": str(cert)}
+    )
+
+    assert result.exit_code == 0, result.stderr[-2000:]
+    assert len(result.records["leads"]) == len(sandbox.all_records("lead"))
+
+
 # --- what was retried, and how often ---------------------------------------------------------
 
 ATTEMPTS: dict[str, tuple[list[Fault], str, int]] = {
@@ -282,3 +325,46 @@ def test_run_total_counts_the_records_written_after_stream_maps(
     done = [line for line in result.stderr.splitlines() if re.search(r"\| done \w+ bot ", line)]
     assert len(done) == 6
     assert sum(int(re.search(r"emitted (\d+),", line)[1]) for line in done) == written  # type: ignore[index]
+
+
+#: A loader that fails as a full disk would: its own line, exit 3, after 50 records.
+_QUITS = """import sys
+records = 0
+for line in sys.stdin:
+    records += '"RECORD"' in line
+    if records == 50:
+        print("target-quits: cannot write record 50: No space left on device", file=sys.stderr)
+        sys.exit(3)
+"""
+
+
+@pytest.mark.e2e
+def test_meltano_shows_the_target_failing_and_keeps_no_state(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Under `meltano run` the tap never gets to say the target stopped reading: Meltano
+    SIGKILLs it once the target exits (4.4.1, `_stop_all_blocks`). The user sees the target's
+    line and Meltano's `Loader failed`; no state moves past what the target confirmed."""
+    project = tmp_path / "project"
+    project.mkdir()
+    target = project / "target_quits.py"
+    target.write_text(f"#!{sys.executable}\n{_QUITS}")
+    target.chmod(0o755)
+    meltano_yml = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    meltano_yml["plugins"]["loaders"].append(
+        {"name": "target-quits", "namespace": "target_quits", "executable": str(target)}
+    )
+    (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml, sort_keys=False))
+    (project / ".meltano").symlink_to(ROOT / ".meltano")  # the installed plugins
+    meltano = Meltano(tmp_path, sandbox, cwd=project)
+
+    with one_meltano_at_a_time(ROOT):  # `.meltano/run/` is the repository's
+        failed = meltano.run("run", "tap-botpenguin", "target-quits", expect_success=False)
+        state = meltano.run("state", "get", "dev:tap-botpenguin-to-target-quits").stdout
+
+    assert failed.returncode == 1
+    assert "cannot write record 50: No space left on device" in failed.stderr
+    assert "Loader failed" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "unhandled error" not in failed.stderr
+    assert "bookmarks" not in state

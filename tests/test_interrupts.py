@@ -29,6 +29,7 @@ from .helpers import (
     fresh_bots,
     own_token_config,
     own_tokens,
+    run_cli,
     run_in_process,
 )
 
@@ -269,3 +270,27 @@ def test_a_stopped_run_writes_its_state_and_does_not_report_success(
     assert messages[-1]["type"] == "STATE"
     assert f"stopped by {sig.name}: the last STATE covers every record sent" in err
     assert "Traceback" not in err
+
+
+def test_each_finished_listing_is_in_a_state_before_the_next_listing_is_emitted(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A target stopped together with the tap (Meltano sends SIGTERM to both) never reads the
+    tap's last STATE; the bookmark of a listing read to its end must already be out."""
+    result = run_cli(base_config(sandbox, requests_per_minute=100_000), tmp_path)
+
+    assert result.exit_code == 0, result.stderr[-2000:]
+    first_bot = ALL_BOTS[0]
+    seen: set[tuple[str, str]] = set()  # listings whose records came, in order
+    for message in result.messages:
+        if message["type"] == "RECORD":
+            listing = (message["stream"], message["record"]["botId"])
+            if listing not in seen and seen:
+                break  # the second listing's first record
+            seen.add(listing)
+        elif message["type"] == "STATE" and seen:
+            [(stream, bot_id)] = seen
+            assert bot_id == first_bot
+            assert _bookmarks(message["value"]).get((stream, bot_id))
+            return
+    pytest.fail("no STATE between the first listing's records and the next listing's")

@@ -22,6 +22,7 @@ from tap_botpenguin.http.proxy import proxy_trouble
 from tap_botpenguin.http.responses import LISTING_PATH, Page, ResponseReader, RetriableError
 from tap_botpenguin.http.retries import retry_waits
 from tap_botpenguin.http.session import USER_AGENT, ApiSession, Deadlines, api_session
+from tap_botpenguin.http.tls import certificate_trouble
 from tap_botpenguin.report.errors import BotPenguinError, ListingError
 from tap_botpenguin.report.logs import AnyLogger
 from tap_botpenguin.report.redaction import redact
@@ -170,11 +171,14 @@ class PageClient:
         except (RetriableError, requests.RequestException, ConnectionError) as exc:
             response = getattr(exc, "response", None)
             proxy = None if self._session is None else self._session.proxy
+            unanswered = None if proxy is None else proxy.check
+            if self._certificate(exc) is not None:
+                unanswered = "the certificate is what to fix, not api_url"
             raise ListingError(
                 self._gave_up(exc, number),
                 status=None if response is None else response.status_code,
                 page=number,
-                unanswered=None if proxy is None else proxy.check,
+                unanswered=unanswered,
             ) from exc
 
     def take_traffic(self) -> Traffic:
@@ -222,9 +226,14 @@ class PageClient:
             )
 
     def _not_retried(self, exc: Exception) -> bool:
-        """A proxy that refused the tunnel: it refuses it again (`session.proxy_trouble`)."""
+        """A proxy that refused the tunnel, or a certificate not trusted: the same again."""
         trouble = proxy_trouble(exc)
-        return trouble is not None and not trouble[1]
+        return (trouble is not None and not trouble[1]) or self._certificate(exc) is not None
+
+    def _certificate(self, exc: BaseException | None) -> str | None:
+        """Why the API's certificate was not trusted, if that is how `exc` failed."""
+        host = urlparse(self.endpoint.api_url).hostname or self.endpoint.api_url
+        return None if exc is None else certificate_trouble(exc, host)
 
     def _retrying_in(self, details: Details) -> None:
         exc = details.get("exception")
@@ -252,6 +261,9 @@ class PageClient:
         trouble = None if exc is None else proxy_trouble(exc)
         if proxy is not None and trouble is not None:
             return f" at {proxy}: {trouble[0]}"
+        certificate = self._certificate(exc)
+        if certificate is not None:
+            return f": {certificate}"
         what = f": {type(exc).__name__}"
         if isinstance(exc, requests.Timeout):
             what += f" (no answer within request_timeout={self.endpoint.timeout:g} s)"

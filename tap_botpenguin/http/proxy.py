@@ -63,7 +63,7 @@ def proxy_route(api_url: str, proxies: dict[str, str]) -> ProxyRoute | None:
     return ProxyRoute(address, variable, (urlsplit(api_url).hostname or "").lower(), unusable)
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and everything it wraps (`requests` and `urllib3` nest the real reason)."""
     seen: set[int] = set()
     pending = [exc]
@@ -90,7 +90,7 @@ def proxy_trouble(exc: BaseException) -> tuple[str, bool] | None:
     """
     if not isinstance(exc, requests.exceptions.ProxyError):
         return None
-    for cause in _causes(exc):
+    for cause in causes(exc):
         text = str(cause)
         if text.startswith(_TUNNEL_FAILED):
             answer = text.removeprefix(_TUNNEL_FAILED).strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime, timezone
 from functools import cached_property
@@ -98,6 +99,9 @@ class SdkStream(Stream):
     _base_schema: dict[str, Any] | None = None
     #: With `batch_config`, the records of the files not yet written.
     _batches: _PendingBatches | None = None
+    #: Least seconds between two STATE messages written as listings end (the first always is).
+    state_every_seconds: float = 15.0
+    _state_written_at: float | None = None
 
     @cached_property
     def selects_every_property(self) -> bool:
@@ -192,6 +196,24 @@ class SdkStream(Stream):
                     version=self._stream_version,
                     time_extracted=datetime.now(timezone.utc),
                 )
+
+    @override
+    def _finalize_state(self, state: dict[str, Any] | None = None) -> None:
+        """The SDK's finalize, then a STATE message once a bot's listing is done (throttled).
+
+        The SDK (0.54.9: `_sync_records` calls `_finalize_state` after each partition) writes
+        STATE only at the end of a stream. A target stopped together with the tap (Meltano
+        4.4 sends SIGTERM to both) never reads the tap's last STATE; it can only hand Meltano
+        one it already holds, so each finished listing's bookmark is sent at once, at most
+        every `state_every_seconds` (each STATE holds every bot's state: thousands of bots
+        would otherwise write it thousands of times).
+        """
+        super()._finalize_state(state)
+        now = time.monotonic()
+        last = self._state_written_at
+        if last is None or now - last >= self.state_every_seconds:
+            self._state_written_at = now
+            self._write_state_message()
 
     @override
     def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
