@@ -642,6 +642,15 @@ class Meltano:
         assert (done.returncode == 0) == expect_success, done.stderr[-4000:]
         return done
 
+    def state_partitions(self, state_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """The state Meltano keeps under `state_id`, as {(stream, botId): partition}."""
+        state = json.loads(self.run("state", "get", state_id).stdout)["singer_state"]
+        return {
+            (stream, partition["context"]["botId"]): partition
+            for stream, bookmarks in state["bookmarks"].items()
+            for partition in bookmarks["partitions"]
+        }
+
 
 def clean_project(tmp_path: Path) -> Path:
     """A Meltano project as a user starts one from this repository: its meltano.yml and dbt

@@ -6,7 +6,6 @@ next run, once the API answers again, completes what was missing without duplica
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -50,12 +49,7 @@ def test_a_listing_set_aside_fails_the_run_and_the_rest_is_loaded(
         )
 
         # Meltano kept the failed run's STATE: bookmarks for the rest, none for the failed one.
-        state = json.loads(meltano.run("state", "get", STATE_ID).stdout)["singer_state"]
-        partitions = {
-            (stream, p["context"]["botId"]): p
-            for stream, bookmarks in state["bookmarks"].items()
-            for p in bookmarks["partitions"]
-        }
+        partitions = meltano.state_partitions(STATE_ID)
         assert "replication_key_value" in partitions[("leads", WEBSITE_BOT)]
         assert "replication_key_value" in partitions[("chats", WHATSAPP_BOT)]
         assert "replication_key_value" not in partitions[("leads", WHATSAPP_BOT)]

@@ -10,7 +10,6 @@ is what Meltano keeps, and the next run resumes from it (docs/failures.md).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -138,12 +137,7 @@ def test_a_tap_stopped_under_meltano_fails_the_run_and_meltano_keeps_its_last_st
         assert code == 1, stderr[-3000:]
         assert "Extractor failed" in stderr
         assert "stopped by SIGTERM: the last STATE covers every record sent" in stderr
-        state = json.loads(meltano.run("state", "get", STATE_ID).stdout)["singer_state"]
-        partitions = {
-            (stream, p["context"]["botId"]): p
-            for stream, bookmarks in state["bookmarks"].items()
-            for p in bookmarks["partitions"]
-        }
+        partitions = meltano.state_partitions(STATE_ID)
         assert "replication_key_value" in partitions[("chats", WEBSITE_BOT)]
         assert "replication_key_value" not in partitions[("chats", WHATSAPP_BOT)]
 
