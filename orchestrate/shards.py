@@ -23,6 +23,7 @@ tap's environment and the orchestrator's both run it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -273,17 +274,38 @@ def _all_distinct(shards: Sequence[Shard]) -> None:
 def check_against_project(shards: Shards, project: Path) -> None:
     """Refuse what clashes with the project, before anything is written.
 
-    A shard's plugin name meltano.yml already has (`mirror` would be tap-botpenguin--mirror),
-    or a setting the tap does not have (a typo Meltano would pass on silently).
+    No meltano.yml here, one that does not include shards.meltano.yml or has no tap-botpenguin
+    (Meltano would never see the shards: "Extractor ... is not known"), a shard's plugin name
+    meltano.yml already has (`mirror` would be tap-botpenguin--mirror), or a setting the tap
+    does not have (a typo Meltano would pass on silently).
     """
     try:
-        meltano = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        text = (project / "meltano.yml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ShardsError(
+            f"no meltano.yml in {project}: run it in the Meltano project, beside meltano.yml"
+        ) from None
+    try:
+        meltano = yaml.safe_load(text)
+    except yaml.YAMLError:
         return  # Meltano itself says what is wrong with its project file
-    plugins = (meltano or {}).get("plugins", {})
+    if not isinstance(meltano, dict):
+        return
+    includes = meltano.get("include_paths") or []
+    if not any(
+        isinstance(pattern, str) and fnmatch.fnmatch(GENERATED, pattern.removeprefix("./"))
+        for pattern in (includes if isinstance(includes, list) else [includes])
+    ):
+        raise ShardsError(
+            f"meltano.yml does not include {GENERATED}, so Meltano would not see the shards:"
+            f" add `include_paths: [./{GENERATED}]` to it (docs/scaling.md)"
+        )
+    plugins = meltano.get("plugins", {})
     extractors = plugins.get("extractors", []) if isinstance(plugins, dict) else []
     names = {entry.get("name") for entry in extractors if isinstance(entry, dict)}
     base = next((e for e in extractors if isinstance(e, dict) and e.get("name") == BASE_PLUGIN), {})
+    if not base:
+        raise ShardsError(f"meltano.yml has no extractor {BASE_PLUGIN} for the shards to inherit")
     settings = {item.get("name") for item in base.get("settings", []) if isinstance(item, dict)}
     for shard in shards.shards:
         if shard.plugin in names:

@@ -36,9 +36,17 @@ GOOD: dict[str, Any] = {
 }
 
 
+#: The repository's meltano.yml: a project as users have it.
+PROJECT = (ROOT / "meltano.yml").read_text()
+
+
 def _shards(
-    tmp_path: Path, document: Any, *args: str, **env: str
+    tmp_path: Path, document: Any, *args: str, meltano_yml: str | None = PROJECT, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m orchestrate.shards <args> shards.yml` in a project whose meltano.yml is
+    `meltano_yml` (None: no meltano.yml)."""
+    if meltano_yml is not None:
+        (tmp_path / "meltano.yml").write_text(meltano_yml)
     path = tmp_path / "shards.yml"
     path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
     return subprocess.run(
@@ -137,27 +145,49 @@ def test_a_shards_file_that_would_break_is_refused_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("document", "line"),
+    ("document", "meltano_yml", "line"),
     [
         (
             _with(name="mirror"),
+            PROJECT,
             "shard mirror: meltano.yml already has a plugin tap-botpenguin--mirror",
         ),
         (
             {**GOOD, "config": {"request_per_minute": 90}},
+            PROJECT,
             "shard customer-a: request_per_minute is not a setting of tap-botpenguin",
+        ),
+        (GOOD, None, "shards: no meltano.yml in "),
+        (
+            GOOD,
+            PROJECT.replace("- ./shards.meltano.yml", "- ./other.meltano.yml"),
+            "meltano.yml does not include shards.meltano.yml, so Meltano would not see the shards",
+        ),
+        (
+            GOOD,
+            "include_paths: [./*.meltano.yml]\nplugins:\n  extractors: [{name: tap-other}]\n",
+            "meltano.yml has no extractor tap-botpenguin for the shards to inherit",
         ),
     ],
 )
 def test_a_shard_that_clashes_with_the_project_is_refused_in_one_line(
-    tmp_path: Path, document: Any, line: str
+    tmp_path: Path, document: Any, meltano_yml: str | None, line: str
 ) -> None:
-    (tmp_path / "meltano.yml").write_text((ROOT / "meltano.yml").read_text())
-    done = _shards(tmp_path, document, "write")
+    done = _shards(tmp_path, document, "write", meltano_yml=meltano_yml)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert line in done.stderr, done.stderr
     assert not (tmp_path / "shards.meltano.yml").exists()
+
+
+def test_a_project_that_includes_generated_files_by_a_pattern_takes_the_shards(
+    tmp_path: Path,
+) -> None:
+    project = PROJECT.replace("- ./shards.meltano.yml", "- ./*.meltano.yml")
+    assert project != PROJECT
+    done = _shards(tmp_path, GOOD, "write", meltano_yml=project)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shards.meltano.yml").exists()
 
 
 def test_one_token_in_two_shards_is_refused_before_anything_runs(tmp_path: Path) -> None:
