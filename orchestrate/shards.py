@@ -166,7 +166,8 @@ def load_shards(path: Path) -> Shards:
     prefix = document.get("schema_prefix", "botpenguin")
     if not isinstance(prefix, str) or not _SCHEMA.fullmatch(prefix):
         raise ShardsError(
-            f"{path.name}: schema_prefix must be a lower-case SQL name (letters, digits, _)"
+            f"{path.name}: schema_prefix must be a lower-case SQL name of 1-30 letters, digits"
+            f" or _, not starting with a digit (got {prefix!r})"
         )
     shared = _config(path.name, document.get("config"))
     entries = document.get("shards")

@@ -127,7 +127,11 @@ def test_the_project_includes_what_the_shards_tool_writes() -> None:
         (_with(bots=["bot-3", "bot-3"], customer_id="c"), "bot bot-3 is listed twice"),
         (_with(config={"bots": []}), "shard customer-b: bots is the shard's own"),
         ({**GOOD, "config": {"bot_token": "x"}}, "shards.yml: bot_token is the shard's own"),
-        ({**GOOD, "schema_prefix": "Bot Penguin"}, "schema_prefix must be a lower-case SQL name"),
+        (
+            {**GOOD, "schema_prefix": "Bot Penguin"},
+            "schema_prefix must be a lower-case SQL name of 1-30 letters, digits or _",
+        ),
+        ({**GOOD, "schema_prefix": "b" * 31}, "(got 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb')"),
         ({**GOOD, "shards": []}, "`shards` must be a list of at least one shard"),
         ("shards: [\n  - name: a\n", "shards.yml: not valid YAML (line 2)"),
         ("- just a list", "expected a mapping with a `shards` list"),
