@@ -6,8 +6,9 @@ so each gets what concurrent runs must not share:
 - its own Meltano plugin (`tap-botpenguin--<name>`, inheriting `tap-botpenguin`): its own run
   directory (two runs of one plugin overwrite each other's discovered catalog), config and
   state ID;
-- its own namespace (`tap_botpenguin__<name>`): the main plugin's `TAP_BOTPENGUIN_*` variables
-  (a token or bots in `.env`) never reach a shard, where they would override its own;
+- its own namespace (`tap_botpenguin__<name>`) and its own token, bots and customer (`bot_id`
+  set empty): the main plugin's (in meltano.yml or `TAP_BOTPENGUIN_*` in `.env`) never reach a
+  shard, where they would override its own; its other settings are inherited;
 - its own target schema (`<schema_prefix>_<name>`, through Meltano's `load_schema`): concurrent
   targets never race to create one schema, one table or one new column, and a shard that mirrors
   its inbox (ACTIVATE_VERSION) deletes only its own rows. dbt reads the union of the shards'
@@ -17,8 +18,9 @@ so each gets what concurrent runs must not share:
 `shards.meltano.yml` (included by meltano.yml); `check` also checks that every shard's token
 variable is set and that no two shards hold the same token; `prepare` checks, writes and
 readies Meltano's system database, once before the shards start; `schemas` prints the schemas.
-Every refusal is one line naming the shard and the problem. Plain Python and PyYAML only: the
-tap's environment and the orchestrator's both run it.
+Every refusal is one line naming the shard and the problem. Tokens are looked for where Meltano
+looks: the environment, then the project's `.env`. Python, PyYAML and python-dotenv only (Meltano
+and Dagster both depend on them): the tap's environment and the orchestrator's both run it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
 #: The project file meltano.yml includes (`include_paths`); written, never edited by hand.
 GENERATED = "shards.meltano.yml"
@@ -46,11 +49,16 @@ BASE_PLUGIN = "tap-botpenguin"
 DBT_UTILITIES = ("dbt-postgres", "dbt-duckdb", "dbt-snowflake")
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Upper case, as environment variables are: a token pasted here (lower-case hex) is refused
+#: before any line could name it.
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,29}")
 #: Settings a shard owns: in the shared `config` they would give every shard one token or
 #: one set of bots.
 _SHARD_OWNED = ("bot_token", "bots", "bot_id")
+#: Settings whose `TAP_BOTPENGUIN__<NAME>_*` variable would override what shards.yml says a
+#: shard reads, behind the checks (one token in two shards, one bot in two).
+_SHARD_IDENTITY = (*_SHARD_OWNED, "customer_id")
 _SHARD_KEYS = {"name", "token_env", "bots", "customer_id", "config"}
 _FILE_KEYS = {"schema_prefix", "config", "shards"}
 
@@ -85,6 +93,9 @@ class Shard:
             **self.config,
             "bot_token": "${" + self.token_env + "}",
             "bots": [dict(bot) for bot in self.bots],
+            # Set, so that the main plugin's bot_id (meltano.yml or TAP_BOTPENGUIN_BOT_ID in
+            # .env) is not inherited: the tap reads it besides `bots`. Empty means none.
+            "bot_id": "",
         }
         return {
             "name": self.plugin,
@@ -126,16 +137,27 @@ class Shards:
             f"# Written from {self.source.name} by `python -m orchestrate.shards write"
             f" {self.source.name}`:\n# edit that file, not this one (docs/scaling.md).\n"
         )
-        return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+        dumped = yaml.safe_dump(
+            document, sort_keys=False, default_flow_style=False, allow_unicode=True
+        )
+        return header + dumped
 
     def check_environment(self, environ: Mapping[str, str]) -> None:
-        """Every token variable set, and no token in two shards.
+        """Every token variable set, no token in two shards, nothing overriding a shard's own.
 
         Two shards with one token would share one allowance of 100 requests a minute and slow
-        each other down with 429s.
+        each other down with 429s. `environ` is what Meltano sees (`project_environment`).
         """
         holders: dict[str, Shard] = {}
         for shard in self.shards:
+            for setting in _SHARD_IDENTITY:
+                variable = f"{shard.namespace}_{setting}".upper()
+                if variable in environ:
+                    raise ShardsError(
+                        f"shard {shard.name}: {variable} is set and would override what"
+                        f" {self.source.name} says the shard reads; unset it (its token goes in"
+                        f" {shard.token_env}, its bots and customer in {self.source.name})"
+                    )
             token = environ.get(shard.token_env, "").strip()
             if not token:
                 raise ShardsError(
@@ -150,12 +172,42 @@ class Shards:
             holders[token] = shard
 
 
+def project_environment(project: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables Meltano sees in `project`: its `.env`, then the environment over it."""
+    dotenv = project / ".env"
+    from_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **environ}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML where a key given twice is an error.
+
+    PyYAML keeps the last one silently: a second `shards:` would drop every shard of the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_shards(path: Path) -> Shards:
     """Read and check a shards file; `ShardsError` (one line) for anything that would break."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as error:
         raise ShardsError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except yaml.constructor.ConstructorError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ShardsError(f"{path}: {error.problem}{where}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -169,6 +221,8 @@ def load_shards(path: Path) -> Shards:
             f"{path.name}: schema_prefix must be a lower-case SQL name of 1-30 letters, digits"
             f" or _, not starting with a digit (got {prefix!r})"
         )
+    if prefix.startswith("pg_"):
+        raise ShardsError(f"{path.name}: schema_prefix may not start with pg_ (PostgreSQL's own)")
     shared = _config(path.name, document.get("config"))
     entries = document.get("shards")
     if not isinstance(entries, list) or not entries:
@@ -197,10 +251,8 @@ def _shard(entry: object, number: int, prefix: str, shared: Mapping[str, Any]) -
         )
     config = {**shared, **_config(label, entry.get("config"))}
     customer = entry.get("customer_id", config.get("customer_id"))
-    if customer is not None and (not isinstance(customer, str) or not customer.strip()):
-        raise ShardsError(f"{label}: customer_id must be a non-empty string")
     if customer is not None:
-        config["customer_id"] = customer.strip()
+        config["customer_id"] = _identifier(label, "customer_id", customer)
     bots = _bots(label, entry.get("bots"), customer is not None)
     schema = f"{prefix}_{name.replace('-', '_')}"
     if len(schema) > 63:  # PostgreSQL's identifier limit
@@ -218,9 +270,9 @@ def _bots(label: str, value: object, has_customer: bool) -> tuple[dict[str, str]
             raise ShardsError(
                 f"{label}: each bot is an id or {{bot_id, customer_id}} (its token is the shard's)"
             )
-        bot = {key: str(val).strip() for key, val in entry.items() if val is not None}
-        if not bot.get("bot_id"):
+        if entry.get("bot_id") is None:
             raise ShardsError(f"{label}: a bot without a bot_id")
+        bot = {key: _identifier(label, key, val) for key, val in entry.items() if val is not None}
         if not has_customer and not bot.get("customer_id"):
             raise ShardsError(
                 f"{label}: bot {bot['bot_id']} has no customer_id (give the shard, the shared"
@@ -228,6 +280,21 @@ def _bots(label: str, value: object, has_customer: bool) -> tuple[dict[str, str]
             )
         bots.append(bot)
     return tuple(bots)
+
+
+def _identifier(label: str, key: str, value: object) -> str:
+    """A bot or customer id as written, trimmed.
+
+    A string (YAML reads 0777 as 511 and yes as true), without `$` (Meltano would expand it as
+    a variable, behind the one-bot-in-one-shard check).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ShardsError(
+            f"{label}: {key} must be a non-empty string (quote ids YAML could read as numbers)"
+        )
+    if "$" in value:
+        raise ShardsError(f"{label}: {key} {value.strip()!r} holds $, which Meltano would expand")
+    return value.strip()
 
 
 def _config(label: str, value: object) -> dict[str, Any]:
@@ -387,7 +454,7 @@ def prepare_project(
     (`table job already exists`), so the orchestrator prepares it once, before the fan-out.
     `run_meltano` runs the command (an orchestrator's streams its output to its own log).
     """
-    shards.check_environment(environ)
+    shards.check_environment(project_environment(project, environ))
     written = write_meltano_file(shards, project)
     run = run_meltano or _run_quietly(project, environ)
     returncode, last_line = run(["upgrade", "database"])
@@ -412,7 +479,7 @@ def main(argv: Sequence[str]) -> int:
             written = prepare_project(shards, Path.cwd(), os.environ)
         else:
             if argv[0] == "check":
-                shards.check_environment(os.environ)
+                shards.check_environment(project_environment(Path.cwd(), os.environ))
             written = write_meltano_file(shards, Path.cwd())
     except ShardsError as error:
         print(f"shards: {error}", file=sys.stderr)

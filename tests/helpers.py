@@ -682,13 +682,16 @@ def shards_project(tmp_path: Path, prefix: str) -> Path:
 
 
 def shards_meltano(tmp_path: Path, sandbox: Sandbox, project: Path, prefix: str) -> Meltano:
-    """Meltano in a shards project: the sandbox's agency tokens, PostgreSQL for the shards'
-    targets (each its own schema) and for dbt over all of them (`<prefix>_analytics`)."""
+    """Meltano in a shards project: the sandbox's agency tokens in the project's `.env`, as
+    a user keeps them, beside the main plugin's settings (its token, bots and a `bot_id`,
+    none of which may reach a shard), PostgreSQL for the shards' targets (each its own
+    schema) and for dbt over all of them (`<prefix>_analytics`)."""
+    settings = {**agency_settings(sandbox.url), "TAP_BOTPENGUIN_BOT_ID": WEBSITE_BOT}
+    (project / ".env").write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
     return Meltano(
         tmp_path,
         sandbox,
         cwd=project,
-        **agency_settings(sandbox.url),
         **postgres_env(None),
         **dbt_postgres_env(prefix, sources=False),
     )

@@ -90,6 +90,7 @@ def test_each_shard_gets_its_own_plugin_namespace_schema_and_dbt_reads_them_all(
         "customer_id": "cust-a",
         "bot_token": "${TOKEN_A}",
         "bots": [{"bot_id": "bot-1"}, {"bot_id": "bot-2"}],
+        "bot_id": "",  # set, so that the main plugin's bot_id is not inherited
     }
     assert b["config"]["bots"] == [{"bot_id": "bot-3", "customer_id": "cust-b"}]
     utilities = {u["name"]: u for u in written["plugins"]["utilities"]}
@@ -122,6 +123,18 @@ def test_the_project_includes_what_the_shards_tool_writes() -> None:
         (_with(name="customer_a"), "shard 2: name must be 1-40 lower-case letters"),
         (_with(bot_token="secret"), "shard customer-b: unknown key 'bot_token'"),
         (_with(token_env="not a variable"), "token_env must name the environment variable"),
+        (_with(bots=[{"bot_id": True, "customer_id": "c"}]), "bot_id must be a non-empty string"),
+        (
+            "shards:\n- {name: a, token_env: T, customer_id: 0777, bots: [b]}\n",
+            "shard a: customer_id must be a non-empty string (quote ids",
+        ),
+        (_with(bots=["b-${HOME}"], customer_id="c"), "bot_id 'b-${HOME}' holds $"),
+        (
+            "shards:\n- {name: a, token_env: T, customer_id: c, bots: [b]}\n"
+            "shards:\n- {name: b, token_env: U, customer_id: c, bots: [d]}\n",
+            "shards.yml: key 'shards' given twice (line 3)",
+        ),
+        ({**GOOD, "schema_prefix": "pg_bots"}, "schema_prefix may not start with pg_"),
         (_with(bots=[]), "bots must be a list of at least one bot id"),
         (_with(bots=[{"bot_id": "bot-3"}]), "bot bot-3 has no customer_id"),
         (_with(bots=["bot-3", "bot-3"], customer_id="c"), "bot bot-3 is listed twice"),
@@ -192,6 +205,40 @@ def test_a_project_that_includes_generated_files_by_a_pattern_takes_the_shards(
     done = _shards(tmp_path, GOOD, "write", meltano_yml=project)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "shards.meltano.yml").exists()
+
+
+def test_a_token_pasted_as_token_env_is_refused_without_being_shown(tmp_path: Path) -> None:
+    token = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    done = _shards(tmp_path, _with(token_env=token), "check", TOKEN_A="tok-a")
+    assert done.returncode == 2
+    assert "token_env must name the environment variable" in done.stderr
+    assert token not in done.stderr
+
+
+def test_tokens_are_found_where_meltano_finds_them_and_nothing_overrides_a_shard(
+    tmp_path: Path,
+) -> None:
+    """`.env` under the environment, as Meltano reads them; a shard's own namespace variable
+    for its token or bots would slip past the one-token and one-bot checks."""
+    (tmp_path / ".env").write_text("TOKEN_A=tok-from-file-0001\nTOKEN_B='tok-from-file-0002'\n")
+    assert _shards(tmp_path, GOOD, "check").returncode == 0
+    same = _shards(tmp_path, GOOD, "check", TOKEN_B="tok-from-file-0001")
+    assert "shards customer-a and customer-b hold the same token" in same.stderr
+    assert "tok-from-file" not in same.stderr
+    for variable in ("TAP_BOTPENGUIN__CUSTOMER_A_BOT_TOKEN", "TAP_BOTPENGUIN__CUSTOMER_B_BOTS"):
+        overridden = _shards(tmp_path, GOOD, "check", **{variable: "tok-from-file-0002"})
+        assert overridden.returncode == 2
+        assert overridden.stderr.strip().startswith(
+            f"shards: shard {variable[16:26].lower().replace('_', '-')}: {variable} is set and"
+            " would override what shards.yml says the shard reads"
+        ), overridden.stderr
+        assert "tok-from-file" not in overridden.stderr
+
+
+def test_unicode_ids_are_written_as_they_read(tmp_path: Path) -> None:
+    done = _shards(tmp_path, _with(bots=["bötchen-3"], customer_id="c"), "write")
+    assert done.returncode == 0, done.stderr
+    assert "bot_id: bötchen-3" in (tmp_path / "shards.meltano.yml").read_text()
 
 
 def test_one_token_in_two_shards_is_refused_before_anything_runs(tmp_path: Path) -> None:
