@@ -26,6 +26,7 @@ class Fault:
       reset        the connection is reset before any response
       hang         wait `delay` seconds before answering normally
       ignore_page  answer page 1 whatever page was asked
+      repeat       answer the page before the one asked (a stale cache, a list that shifted)
       data         the envelope's `data` is `transform(records of the page)`
       redirect     HTTP `status` (a 3xx) pointing to `location` + the request's path and query
       trickle      the normal answer (status line and headers too), one byte every `delay` s

@@ -18,16 +18,27 @@ import hashlib
 import random
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tap_botpenguin.sandbox.data import Bot, Record, iso, make_record
 
 ORDERS = ("updated", "last_message", "created", "unordered")
+#: How precisely the API stamps times: milliseconds (`iso`), or whole seconds.
+PRECISIONS = ("ms", "seconds")
+#: Where a record holds times (top-level keys, and `lastMessage.at`).
+_TIME_KEYS = ("updatedAt", "createdAt", "lastSeenAt")
 #: How far past a listing's last page the sandbox still answers (see `Inboxes.past_bound`).
 PAGE_BOUND = 20
 #: Starts the message of the answer past the bound; test helpers look for it.
 PAGE_BOUND_MESSAGE = "sandbox page bound exceeded"
+
+
+def _to_seconds(value: Any) -> Any:
+    """`2026-06-01T10:00:00.123Z` as `2026-06-01T10:00:00Z` (other values as they are)."""
+    if isinstance(value, str) and len(value) == 24 and value[19] == ".":
+        return value[:19] + "Z"
+    return value
 
 
 def _newest_update(record: Record) -> tuple[str, str]:
@@ -75,6 +86,38 @@ class Inboxes:
         self.page_bound = PAGE_BOUND
         #: Requests refused by `past_bound`.
         self.overran = 0
+        #: How far the API's clock runs from this machine's (a skewed server). Its `Date`
+        #: headers and the times of the changes made through it follow the API's clock.
+        self.clock_offset = timedelta(0)
+        #: A moment the API's clock is stopped at (`set_clock`), if any.
+        self._stopped_at: datetime | None = None
+        #: How precisely times are served (`PRECISIONS`): "seconds" drops the milliseconds.
+        self.precision = "ms"
+
+    def now(self) -> datetime:
+        """The API's clock."""
+        if self._stopped_at is not None:
+            return self._stopped_at
+        return datetime.now(timezone.utc) + self.clock_offset
+
+    def set_clock(self, moment: datetime) -> None:
+        """Stop the API's clock at `moment`, as tests stop the tap's to run it hours apart."""
+        self._stopped_at = moment
+
+    def served(self, records: list[Record]) -> list[Record]:
+        """Records as the API serves them: times to the `precision` it stamps them with."""
+        if self.precision == "ms":
+            return records
+        served = []
+        for record in records:
+            copy = dict(record)
+            for key in _TIME_KEYS:
+                copy[key] = _to_seconds(copy.get(key))
+            last = copy.get("lastMessage")
+            if isinstance(last, dict):
+                copy["lastMessage"] = {**last, "at": _to_seconds(last.get("at"))}
+            served.append(copy)
+        return served
 
     def past_bound(self, params: dict[str, str]) -> str | None:
         """Why a page is refused: it is more than `page_bound` pages past its listing's end.
@@ -160,7 +203,7 @@ class Inboxes:
         with self._lock:
             listing = self.listing(bot_id, kind)
             picked = [listing[position] for position in sorted(set(positions))]
-            now = iso(at or datetime.now(timezone.utc))
+            now = iso(at or self.now())
             for record in picked:
                 record["updatedAt"] = now
                 record["websiteVisits"] = (record.get("websiteVisits") or 0) + 1
@@ -187,7 +230,7 @@ class Inboxes:
         with self._lock:
             inbox = self.bot(bot_id).inbox(kind)
             rng = random.Random(f"{seed}:{bot_id}:{kind}:{len(inbox)}")
-            now = at or datetime.now(timezone.utc)
+            now = at or self.now()
             fresh = [make_record(rng, len(inbox) + n, now) for n in range(count)]
             for record in fresh:  # created now (a creation-ordered listing lists them first)
                 record["createdAt"] = record["updatedAt"]
@@ -207,13 +250,25 @@ class Inboxes:
             return removed
 
     def move(
-        self, bot_id: str, from_kind: str, to_kind: str, position: int, at: datetime | None = None
+        self,
+        bot_id: str,
+        from_kind: str,
+        to_kind: str,
+        position: int,
+        at: datetime | None = None,
+        *,
+        updated: bool = True,
     ) -> str:
-        """A conversation changes `type` (a chat becomes a lead), updated now; returns its id."""
+        """A conversation changes `type` (a chat becomes a lead), updated now; returns its id.
+
+        `updated=False`: its `updatedAt` stays as it was (whether BotPenguin moves records
+        that way is unknown).
+        """
         with self._lock:
             record = self.listing(bot_id, from_kind)[position]
             self.bot(bot_id).inbox(from_kind).remove(record)
-            record["updatedAt"] = iso(at or datetime.now(timezone.utc))
+            if updated:
+                record["updatedAt"] = iso(at or self.now())
             self.bot(bot_id).inbox(to_kind).insert(0, record)
             self._changed()
             return str(record["_id"])
