@@ -27,7 +27,11 @@ BACKOFF_CAP = 60.0
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Parse `Retry-After` (delta-seconds or HTTP-date); None when absent or unusable."""
+    """Parse `Retry-After` (delta-seconds or HTTP-date); None when absent or unusable.
+
+    Zero, a negative number or a date already past (a server clock behind the tap's) is
+    unusable too: honoured, it would spend every attempt at once, so the usual backoff waits.
+    """
     if not value:
         return None
     value = value.strip()
@@ -36,7 +40,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     except ValueError:
         pass
     else:  # NaN would pass the clamp and make `time.sleep` raise
-        return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_WAIT)
+        return None if math.isnan(seconds) or seconds <= 0 else min(seconds, MAX_RETRY_WAIT)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -44,7 +48,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     delta = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return min(max(delta, 0.0), MAX_RETRY_WAIT)
+    return None if delta <= 0 else min(delta, MAX_RETRY_WAIT)
 
 
 def is_rate_limited(response: requests.Response) -> bool:
