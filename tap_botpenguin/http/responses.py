@@ -11,8 +11,11 @@ API quirks absorbed here (docs/contract.md, "Errors" and "End of a listing"):
 
 from __future__ import annotations
 
+import email.utils
 import json
+import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
@@ -46,6 +49,7 @@ class Page(NamedTuple):
     `scrub_strings`: the body holds NULs or undecodable bytes, so its strings need cleaning.
     `past_end`: the 4xx status with which the API said there is no such page.
     `cached`: a cache between the tap and the API says it served this copy (`served_from_cache`).
+    `api_time`: the API's own clock when it read this page (`api_clock`); None without a `Date`.
     """
 
     number: int
@@ -53,6 +57,7 @@ class Page(NamedTuple):
     scrub_strings: bool = False
     past_end: int | None = None
     cached: bool = False
+    api_time: datetime | None = None
 
 
 #: Headers caches and CDNs add to what they served from their store, and the values saying so.
@@ -73,6 +78,55 @@ def served_from_cache(headers: Mapping[str, str]) -> bool:
         any(hit in headers.get(name, "").upper() for hit in _CACHE_HITS)
         for name in _CACHE_STATUS_HEADERS
     )
+
+
+def api_clock(response: requests.Response) -> datetime | None:
+    """What the API's clock said when it started on this request, from its `Date` header.
+
+    `Date` is stamped when the answer is sent, to the second; the request's round trip is
+    taken off, so the page was read no earlier than this. None when absent or unreadable.
+    """
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when - response.elapsed
+
+
+#: The characters JSON may also spell as a two-character escape, and that escape's letter.
+_SHORT_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "\b": "b",
+    "\f": "f",
+    "\n": "n",
+    "\r": "r",
+    "\t": "t",
+}
+
+
+def escape_pattern(secrets: Sequence[str]) -> re.Pattern[bytes] | None:
+    r"""JSON escapes that decode to a character of some secret (`\u0061`, `\/`, ...).
+
+    A secret spelled with escapes shows only once decoded; a body holding none of these
+    escapes cannot spell one that way, so only such bodies are looked at again.
+    """
+    alternatives: set[str] = set()
+    for char in {char for secret in secrets for char in secret.strip()}:
+        code = ord(char)
+        if code > 0xFFFF:  # a surrogate pair: its high half is the escape to look for
+            code = 0xD800 + ((code - 0x10000) >> 10)
+        digits = "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{code:04x}")
+        alternatives.add(r"\\u" + digits)
+        if char in _SHORT_ESCAPES:
+            alternatives.add(r"\\" + re.escape(_SHORT_ESCAPES[char]))
+    return re.compile("|".join(sorted(alternatives)).encode()) if alternatives else None
 
 
 class RetriableError(Exception):
@@ -137,6 +191,7 @@ class ResponseReader:
         self.where = where
         self.secrets = secrets
         self.auth_method = auth_method
+        self._escapes = escape_pattern(secrets)
 
     def read(self, response: requests.Response) -> Page:
         """Classify by HTTP status, then by the envelope; decode the body exactly once."""
@@ -153,7 +208,7 @@ class ResponseReader:
         except _UNPARSABLE:
             payload = self._decode_lenient(response, body)
             scrub = True
-        if b"\\u" in body:
+        if self._escapes is not None and self._escapes.search(body):
             payload = self._without_escaped_secrets(response, payload)
         if not isinstance(payload, dict):
             raise MalformedPageError(
@@ -175,7 +230,13 @@ class ResponseReader:
             raise MalformedPageError(
                 self.describe(response, "`data` holds non-object items"), response
             )
-        return Page(number, data, scrub, cached=served_from_cache(response.headers))
+        return Page(
+            number,
+            data,
+            scrub,
+            cached=served_from_cache(response.headers),
+            api_time=api_clock(response),
+        )
 
     def _error(self, code: int, response: requests.Response) -> Page:
         """A 4xx (or envelope error): past the end of the listing, or fatal."""

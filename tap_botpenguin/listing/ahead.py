@@ -136,6 +136,8 @@ class PagesAhead:
         self._announced = False
         self._windows: WindowSender | None = None
         self._off = most <= 1
+        #: The page asked for last (a repeated page is asked for again).
+        self._last = 0
         #: The tap's seconds per page between two answers (averaged), and since when.
         self._work: float | None = None
         self._handed_at: float | None = None
@@ -144,7 +146,14 @@ class PagesAhead:
         self.consumer_work: Callable[[], float | None] | None = None
 
     def get(self, number: int) -> Page:
-        """Page `number`; pages are asked for in order, each once."""
+        """Page `number`; pages are asked for in order, each once but a repeated one."""
+        if number == self._last:  # it repeated the page before it: asked again, alone
+            self._ready.clear()
+            if self._announced and not self._off:
+                self._stop(f"page {number} repeated the page before it", number)
+            self._off = True
+            return self._sender.send(number)
+        self._last = number
         now = time.monotonic()
         if self._handed_at is not None:
             took = now - self._handed_at

@@ -43,12 +43,34 @@ def order_value(record: dict[str, Any], key: str) -> str | None:
         value = last.get("at") if isinstance(last, dict) else None
     else:
         value = record.get(key)
+    return _normalized(value)
+
+
+def _normalized(value: Any) -> str | None:
     if isinstance(value, str) and is_utc_iso(value):
         return value
     if value is None or isinstance(value, bool):
         return None
     moment = parse_datetime(value)
     return utc_iso(moment) if moment is not None else None
+
+
+def page_values(records: list[dict[str, Any]], key: str) -> list[str | None]:
+    """`order_value` of every record, in order: one pass per page and key, run per record."""
+    if key == "lastMessage.at":
+        raw = [
+            last.get("at") if type(last := record.get("lastMessage")) is dict else None
+            for record in records
+        ]
+    else:
+        raw = [record.get(key) for record in records]
+    # `is_utc_iso` inline: nearly every value has the shape, and this runs for every record.
+    return [
+        value
+        if type(value) is str and len(value) == 24 and value[19] == "." and value[-1] == "Z"
+        else _normalized(value)
+        for value in raw
+    ]
 
 
 @dataclass
@@ -62,27 +84,40 @@ class KeyCheck:
     keyed: int = 0
     #: The value order is checked against (the lowest so far while in order).
     lowest: str | None = None
-    #: The newest value seen (the early stop's cutoff for the next run).
+    #: The newest value seen, ahead of the API's clock excluded (the next run's cutoff).
     newest: str | None = None
     #: The lowest value on the page just checked (None: no record of it carried the key).
     page_lowest: str | None = None
+    #: Records whose value was ahead of the API's clock (`listing.clock`).
+    ahead: int = 0
 
-    def page(self, number: int, values: Iterable[str | None]) -> None:
-        """Check one page's values, in listing order (None: a record without the key)."""
+    def page(self, number: int, values: Iterable[str | None], limit: str) -> int | None:
+        """Check one page's values, in listing order (None: a record without the key).
+
+        A value later than `limit` is ahead of the API's clock: it is checked for order
+        like any other, but is neither the newest nor the lowest value that cutoffs follow.
+        Returns the position on the page of the first such value, if any.
+        """
         self.page_lowest = None
-        for value in values:
+        first_ahead = None
+        for position, value in enumerate(values):
             if value is None:
                 continue
             self.keyed += 1
-            if self.newest is None or value > self.newest:
-                self.newest = value
-            if self.page_lowest is None or value < self.page_lowest:
-                self.page_lowest = value
+            if value > limit:
+                self.ahead += 1
+                first_ahead = position if first_ahead is None else first_ahead
+            else:
+                if self.newest is None or value > self.newest:
+                    self.newest = value
+                if self.page_lowest is None or value < self.page_lowest:
+                    self.page_lowest = value
             if self.lowest is not None and value > self.lowest:
                 if self.broken_at is None:
                     self.broken_at = number
             else:
                 self.lowest = value
+        return first_ahead
 
 
 class OrderEvidence:
@@ -93,12 +128,22 @@ class OrderEvidence:
         #: Records checked (shifted ones excluded).
         self.checked = 0
 
-    def page(self, number: int, records: list[dict[str, Any]], shifted: set[Any]) -> None:
-        """Check one page; `shifted`: ids the previous page held with the same `updatedAt`."""
+    def page(
+        self, number: int, records: list[dict[str, Any]], shifted: set[Any], limit: str
+    ) -> dict[str, dict[str, Any]]:
+        """Check one page; `shifted`: ids the previous page held with the same `updatedAt`.
+
+        `limit`: the latest value the API's clock allows. Returns, per key, the first record
+        of the page whose value was ahead of it.
+        """
         compared = [r for r in records if r.get("_id") not in shifted] if shifted else records
         self.checked += len(compared)
+        ahead = {}
         for key, check in self.checks.items():
-            check.page(number, [order_value(record, key) for record in compared])
+            first = check.page(number, page_values(compared, key), limit)
+            if first is not None:
+                ahead[key] = compared[first]
+        return ahead
 
     def holds(self, key: str) -> bool:
         """Whether the read so far is newest-`key` first, on enough records to say so."""

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from tap_botpenguin.config.settings import BotSettings
 from tap_botpenguin.listing.ending import Listing
+from tap_botpenguin.listing.history import ScanHistory
 from tap_botpenguin.listing.reader import ListingReader
-from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun
+from tap_botpenguin.listing.scan import ScanPlan, ScanRun
 from tap_botpenguin.report.progress import Progress
 
 

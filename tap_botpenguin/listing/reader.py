@@ -6,7 +6,8 @@ listing itself, a worker of `concurrency.workers` when a worker reads it ahead. 
 1. `ahead` gets it: sent and decoded by the sending thread (this one, or a window's threads);
 2. its records are repaired against the schema as it stood when the read was planned
    (`records.sanitize`), and their `updatedAt` normalized (bookmarks compare strings);
-3. `listing` decides whether the page ends the listing, `scan` checks the order and decides
+3. `listing` decides whether the page ends the listing (a page repeating the previous one is
+   asked for once more first), `scan` checks the order against the API's clock and decides
    whether to read on;
 4. the page is yielded with what its requests cost, for the main thread, which alone writes
    messages, learns undocumented fields and keeps the state.
@@ -17,6 +18,7 @@ The loop is the SDK's REST loop: stop after an empty accepted page, else ask whe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -35,13 +37,17 @@ class AcceptedPage(msgspec.Struct, gc=False):
     records: list[dict[str, Any]]
     #: Records the reading thread repaired (`records.sanitize`).
     repaired: int
-    #: The API's page size as this listing knows it (None: not known yet).
+    #: The API's page size as this listing learned it in this run (None: not yet).
     page_size: int | None
     requests: int
     #: (HTTP status, seconds) of each answered attempt.
     answers: list[tuple[int, float]]
     #: (start, end) of each wait, monotonic clock.
     waits: list[tuple[float, float]]
+    #: Emit records with `updatedAt` at or after this (the scan's plan when the page was read).
+    floor: str | None = None
+    #: When the API read the page, by its own clock (None: its answer had no `Date`).
+    api_time: datetime | None = None
 
 
 class ListingReader:
@@ -74,8 +80,10 @@ class ListingReader:
                 )
                 normalize_timestamps(page.records, "updatedAt")
                 records, shifted = listing.accept(page)
+                if listing.ask_again is not None:
+                    continue  # the same number again, one request at a time
                 if records:
-                    scan.page_read(page.number, records, shifted)
+                    scan.page_read(page.number, records, shifted, page.api_time)
                 traffic = self.ahead.take_traffic()
                 if not records:
                     self._leftover.add(traffic)
@@ -84,10 +92,12 @@ class ListingReader:
                     number=page.number,
                     records=records,
                     repaired=repaired,
-                    page_size=listing.page_sizes.size,
+                    page_size=listing.page_sizes.size if listing.page_sizes.confirmed else None,
                     requests=traffic.requests,
                     answers=traffic.answers,
                     waits=traffic.waits,
+                    floor=scan.plan.floor,
+                    api_time=page.api_time,
                 )
                 if listing.ended or not scan.wants_more:
                     return

@@ -4,42 +4,41 @@ BotPenguin has no "updated since" filter and documents no sort order, so the tap
 order from what it reads (`listing.order`: newest `updatedAt`, `lastMessage.at` or `createdAt`
 first), per bot and stream, and acts only on evidence:
 
-- A read to the end of a listing (a *full scan*, or a run that had to read everything) checks
-  every candidate key; the key it follows goes into the bot's state with the newest value of
-  that key seen. A full scan's start time goes there too.
+- A read to the end of a listing checks every candidate key; the key it follows goes into the
+  bot's state with the newest value of that key seen (what it measured replaces what earlier
+  reads measured: a newest value can fall, when its record was deleted).
 - While the state names a key and the last full scan is younger than `full_scan_every_hours`,
   a run stops after the first page holding a record older, by that key, than what earlier
   runs covered: for `updatedAt` the bookmark (or `start_date`), for the others the newest value
   earlier runs saw, less `_CUTOFF_SLACK` (a value the API stamps a little late). Both come from
-  the API's own timestamps, never the tap's clock. Records without the key never stop a run.
-  An inversion of that key means: read to the end this time, and follow what that read found.
-- What the order brings to the top (every change for `updatedAt`, a new message for
-  `lastMessage.at`, a new conversation for `createdAt`) is therefore emitted by the next run;
-  what it cannot surface (a status-only change listed by last message, any update listed by
-  creation) by the next full scan: a full scan emits every record updated since the start of
-  the full scan *before* the previous one (never less than since the bookmark). That also
-  covers a record that deletions above it shifted across a page boundary while a run read the
-  listing; going back two full scans, not one, covers one the previous full scan itself
-  skipped that way (it changed after the one before started).
+  the API's own timestamps, never the tap's clock, and never from a value ahead of the API's
+  own clock (`listing.clock`). Records without the key never stop a run. An inversion of that
+  key means: read to the end this time, and follow what that read found.
+- Every `full_scan_every_hours` comes a *full scan*: a read to the end that emits every record,
+  whatever its timestamps say. What the order brings to the top (every change for
+  `updatedAt`, a new message for `lastMessage.at`, a new conversation for `createdAt`) is
+  emitted by the next run; everything else by the next full scan: a status-only change listed
+  by last message, any update listed by creation, a record that deletions above it shifted
+  across a page boundary while a run read the listing, and a conversation that moved to the
+  other stream's listing without a new `updatedAt`. Other reads to the end (an order not
+  verified, `scan_mode: full`) emit what changed since the bookmark, as early stops do.
 
 All instants are UTC strings in one format (`sanitize.utc_iso`), so they compare as strings.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tap_botpenguin.listing.order import ORDER_KEYS, OrderEvidence
+from tap_botpenguin.listing.clock import TOLERANCE, ApiClock
+from tap_botpenguin.listing.history import BOOKMARK_KEY, ScanHistory
+from tap_botpenguin.listing.order import OrderEvidence, order_value
 from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
 from tap_botpenguin.report.logs import AnyLogger
 
-#: The key of a bot partition's state that holds its `ScanHistory`.
-SCAN_STATE_KEY = "scan"
 SCAN_MODES = ("auto", "full")
-#: The key whose cutoff is the bookmark itself (the SDK's replication key).
-BOOKMARK_KEY = "updatedAt"
 
 
 def _later(*values: str | None) -> str | None:
@@ -76,81 +75,69 @@ def _pages(count: int) -> str:
     return f"{count:,} page" + ("" if count == 1 else "s")
 
 
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:.0f} min"
+
+
 def _hours(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:,.0f} h"
-
-
-@dataclass(frozen=True)
-class ScanHistory:
-    """What a bot's state remembers of one listing between runs (ids and times, no token)."""
-
-    #: Start of the latest complete full scan, and of the one before it.
-    last_full_scan_at: str | None = None
-    previous_full_scan_at: str | None = None
-    #: The key the listing was last found newest first by (`listing.order`), if any.
-    order_key: str | None = None
-    #: The newest value of `order_key` seen (kept for keys other than `BOOKMARK_KEY`).
-    newest_seen: str | None = None
-    #: Where the order broke, for the person reading the log.
-    order_note: str | None = None
-    #: Pages of the latest read to the end; the API's page size as far as it is known.
-    pages: int | None = None
-    page_size: int | None = None
-
-    @classmethod
-    def load(cls, partition: dict[str, Any]) -> ScanHistory:
-        """The history in a partition's state; values of the wrong type are ignored.
-
-        A state written before orders other than `updatedAt` were known says
-        `"newest_first": true`: that is `order_key` `updatedAt`.
-        """
-        raw = partition.get(SCAN_STATE_KEY)
-        if not isinstance(raw, dict):
-            return cls()
-        values = {
-            item.name: raw[item.name]
-            for item in fields(cls)
-            if type(raw.get(item.name)) is _FIELD_TYPES[item.name]
-        }
-        if "order_key" not in raw and raw.get("newest_first") is True:
-            values["order_key"] = BOOKMARK_KEY
-        if values.get("order_key") not in (None, *ORDER_KEYS):
-            values.pop("order_key")
-        return cls(**values)
-
-    def save(self, partition: dict[str, Any]) -> None:
-        """Write this history into a partition's state."""
-        partition[SCAN_STATE_KEY] = {k: v for k, v in asdict(self).items() if v is not None}
-
-
-_FIELD_TYPES = {
-    "last_full_scan_at": str,
-    "previous_full_scan_at": str,
-    "order_key": str,
-    "newest_seen": str,
-    "order_note": str,
-    "pages": int,
-    "page_size": int,
-}
 
 
 @dataclass(frozen=True)
 class ScanPlan:
     """How to read one listing this run: all of it, or until past what earlier runs covered."""
 
+    #: Read to the end of the listing.
     full: bool
     #: Why, for the person watching: "last one 26 h ago", "listed newest updatedAt first ...".
     why: str
     #: Emit records with `updatedAt` at or after this (None: every record).
     floor: str | None
-    #: The key the early stop follows, and its cutoff (None for a full scan).
+    #: The key the early stop follows, and its cutoff (None for a read to the end).
     key: str | None = None
     stop_below: str | None = None
+    #: A full scan: every record from `start_date` on is emitted; it restarts the schedule.
+    everything: bool = False
+    #: The bookmark in the state, and `start_date` (a full scan's floor).
+    bookmark: str | None = None
+    start_date: str | None = None
 
     def describe(self) -> str:
         """The line announcing the read: "full scan (last one 26 h ago)"."""
-        kind = "full scan" if self.full else "reading until past the bookmark"
+        kind = "reading until past the bookmark"
+        if self.everything:
+            kind = "full scan"
+        elif self.full:
+            kind = "reading to the end"
         return f"{kind} ({self.why})"
+
+    def full_scan(self, why: str) -> ScanPlan:
+        """The listing's full scan instead, for `why`."""
+        return ScanPlan(True, why, self.start_date, everything=True, start_date=self.start_date)
+
+
+def _due(
+    history: ScanHistory,
+    *,
+    every_hours: float,
+    bookmark: str | None,
+    age: float | None,
+    full_table: bool,
+) -> str | None:
+    """Why this run is a full scan, if it is one (the first reason that holds)."""
+    recorded = history.last_full_scan_at
+    reasons = (
+        (full_table, "full-table replication"),
+        (every_hours == 0, "full_scan_every_hours=0"),
+        (bookmark is None, "no bookmark yet"),
+        (
+            age is None and bool(recorded),
+            f"the last full scan's time in the state, {recorded!r}, is unreadable or ahead",
+        ),
+        (age is None, "order not verified yet"),
+        (age is not None and age >= every_hours, f"last one {_hours(age or 0.0)} ago"),
+    )
+    return next((why for due, why in reasons if due), None)
 
 
 def plan_scan(
@@ -166,51 +153,52 @@ def plan_scan(
     """Decide the kind of read from the bot's history and the settings."""
     recorded, key = history.last_full_scan_at, history.order_key
     age = _age(recorded, now) if recorded else None
+    due = _due(history, every_hours=every_hours, bookmark=bookmark, age=age, full_table=full_table)
+    if due is not None:
+        return ScanPlan(
+            True, due, start_date, everything=True, bookmark=bookmark, start_date=start_date
+        )
+    assert age is not None  # for the type checker: `_due` says why when there is none
     floor = _later(bookmark, start_date)
     stop_below = floor if key == BOOKMARK_KEY else _cutoff(history.newest_seen or "")
-    why = None
-    if full_table:
-        why = "full-table replication"
-    elif mode == "full":
-        why = "scan_mode=full"
-    elif every_hours == 0:
-        why = "full_scan_every_hours=0"
-    elif bookmark is None:
-        why = "no bookmark yet"
-    elif age is None and recorded:
-        why = f"the last full scan's time in the state, {recorded!r}, is unreadable or ahead"
-    elif age is None:
-        why = "order not verified yet"
+    next_scan = f"next full scan in {_hours(every_hours - age)}"
+    to_the_end = None
+    if mode == "full":
+        to_the_end = "scan_mode=full"
     elif key is None:
-        why = f"order not verified: {history.order_note or 'not newest first'}"
+        to_the_end = f"order not verified: {history.order_note or 'not newest first'}"
     elif stop_below is None:
-        why = f"no newest {key} recorded yet"
-    elif age >= every_hours:
-        why = f"last one {_hours(age)} ago"
-    if why is None:
-        assert age is not None  # for the type checker: no full scan means `why` is set
-        why = f"listed newest {key} first; next full scan in {_hours(every_hours - age)}"
-        return ScanPlan(False, why, floor, key, stop_below)
-    floor = start_date
-    if bookmark is not None and history.previous_full_scan_at is not None:
-        floor = _later(start_date, min(bookmark, history.previous_full_scan_at))
-    return ScanPlan(True, why, floor)
+        to_the_end = f"no newest {key} recorded yet"
+    if to_the_end is not None:
+        why = f"{to_the_end}; {next_scan}"
+        return ScanPlan(True, why, floor, bookmark=bookmark, start_date=start_date)
+    why = f"listed newest {key} first; {next_scan}"
+    return ScanPlan(False, why, floor, key, stop_below, bookmark=bookmark, start_date=start_date)
 
 
 class ScanRun:
-    """One read of a listing under a plan: checks the orders and decides when to stop."""
+    """One read of a listing under a plan: checks the orders and decides when to stop.
 
-    def __init__(self, plan: ScanPlan, where: str, logger: AnyLogger) -> None:
+    Runs on the listing's reading thread; `clock` is what the API's answers said "now" was.
+    """
+
+    def __init__(self, plan: ScanPlan, where: str, logger: AnyLogger, clock: ApiClock) -> None:
         self.plan = plan
         self.where = where
         self.logger = logger
+        self.clock = clock
         self.evidence = OrderEvidence()
         #: Page after which the read stopped early, if it did.
         self.stopped_at: int | None = None
+        #: The bookmark in the state was ahead of the API's clock: not to be kept.
+        self.bookmark_ahead = False
+        self._pages = 0
+        #: Keys whose values ahead of the API's clock were named already.
+        self._named: set[str] = set()
 
     @property
     def broken_at(self) -> int | None:
-        """Page where the plan's key first rose (None: in order, or a full scan)."""
+        """Page where the plan's key first rose (None: in order, or a read to the end)."""
         key = self.plan.key
         return None if key is None else self.evidence.checks[key].broken_at
 
@@ -226,14 +214,27 @@ class ScanRun:
             return self.broken_at is None
         return self.evidence.in_some_order()
 
-    def page_read(self, number: int, records: list[dict[str, Any]], shifted: set[Any]) -> None:
+    def page_read(
+        self,
+        number: int,
+        records: list[dict[str, Any]],
+        shifted: set[Any],
+        api_time: datetime | None,
+    ) -> None:
         """Check the orders of a page; stop after it when it passed the cutoff in order.
 
         `shifted`: ids the previous page held with the same `updatedAt` (the list moved
         down while it was read); they are neither evidence for nor against the order.
+        `api_time`: when the API read the page, by its own clock (None: it did not say).
         """
+        self.clock.page_read(api_time)
+        self._pages += 1
+        if self._pages == 1:
+            self._check_the_state()
         was_broken = self.broken_at is not None
-        self.evidence.page(number, records, shifted)
+        ahead = self.evidence.page(number, records, shifted, self.clock.limit)
+        for field, record in ahead.items():
+            self._ahead(field, record, number)
         key, cutoff = self.plan.key, self.plan.stop_below
         if key is None or cutoff is None:
             return
@@ -250,44 +251,99 @@ class ScanRun:
         if lowest is not None and lowest < cutoff:
             self.stopped_at = number
 
+    def _check_the_state(self) -> None:
+        """The state's bookmark and newest value, against the API's clock: a full scan if ahead.
+
+        Such a value was not written by a clock that agrees with the API's (an edited state, a
+        clock gone wrong): an early stop or a floor resting on it would emit nothing again.
+        """
+        plan, clock = self.plan, self.clock
+        ahead = []
+        if clock.ahead(plan.bookmark):
+            self.bookmark_ahead = True
+            ahead.append(f"the bookmark {plan.bookmark}")
+        if plan.key not in (None, BOOKMARK_KEY) and clock.ahead(plan.stop_below):
+            ahead.append(f"the newest {plan.key}")
+        if not ahead:
+            return
+        what = " and ".join(ahead)
+        self.logger.warning(
+            "%s: %s in the state %s ahead of the API's clock (%s, with %s of tolerance): not "
+            "written by a clock that agrees with the API's, so %s",
+            self.where,
+            what,
+            "are" if len(ahead) > 1 else "is",
+            clock.now,
+            _minutes(TOLERANCE),
+            "this read is a full scan" if not plan.everything else "the full scan replaces it",
+        )
+        if not plan.everything:
+            self.plan = plan.full_scan(f"{what} in the state was ahead of the API's clock")
+
+    def _ahead(self, key: str, record: dict[str, Any], number: int) -> None:
+        """A record whose `key` is ahead of the API's clock: said once per key and read."""
+        if key in self._named:
+            return
+        self._named.add(key)
+        self.logger.warning(
+            "%s: record %s on page %d has %s %s, ahead of the API's clock (%s, with %s of "
+            "tolerance): it is emitted as sent, but does not move the early stop's cutoff",
+            self.where,
+            record.get("_id"),
+            number,
+            key,
+            order_value(record, key),
+            self.clock.now,
+            _minutes(TOLERANCE),
+        )
+
     def finish(
         self, history: ScanHistory, *, started_at: str, pages: int, page_size: int | None
     ) -> ScanHistory:
-        """The history to keep once the listing was read to its end or to the early stop."""
+        """The history to keep once the listing was read to its end or to the early stop.
+
+        An early stop saw the top of the listing: the newest value it saw joins what earlier
+        runs saw. A read to the end saw all of it: what it measured replaces the rest.
+        """
         page_size = page_size or history.page_size
+        self._say_how_many_were_ahead()
         if self.stopped_at is not None:  # in order up to the stop: the key stands
             key = self.plan.key
             assert key is not None  # only a plan with a key stops early
-            newest = self._newest(key, history)
+            earlier = history.newest_seen if history.order_key == key else None
+            newest = _later(earlier, self._measured(key))
             return replace(history, newest_seen=newest, page_size=page_size)
         # Read to the end: the whole listing says which order it follows now.
         key = self.evidence.followed()
         note = None
         if key is None:
-            kind = "full scan" if self.plan.full else "run"
+            kind = "full scan" if self.plan.everything else "run"
             note = f"{self.evidence.broken()} in the {kind} of {started_at}"
         updated = replace(
             history,
             order_key=key,
-            newest_seen=None if key is None else self._newest(key, history),
+            newest_seen=None if key is None else self._measured(key),
             order_note=note,
             pages=pages,
             page_size=page_size,
         )
-        if self.plan.full:
-            return replace(
-                updated,
-                last_full_scan_at=started_at,
-                previous_full_scan_at=history.last_full_scan_at,
-            )
+        if self.plan.everything:
+            return replace(updated, last_full_scan_at=started_at)
         return updated
 
-    def _newest(self, key: str, history: ScanHistory) -> str | None:
-        """The newest value of `key` earlier runs and this one saw (None for the bookmark's)."""
-        if key == BOOKMARK_KEY:
-            return None
-        earlier = history.newest_seen if history.order_key == key else None
-        return _later(earlier, self.evidence.checks[key].newest)
+    def _measured(self, key: str) -> str | None:
+        """The newest value of `key` this read saw (None for the bookmark's key)."""
+        return None if key == BOOKMARK_KEY else self.evidence.checks[key].newest
+
+    def _say_how_many_were_ahead(self) -> None:
+        for check in self.evidence.checks.values():
+            if check.ahead > 1:
+                self.logger.warning(
+                    "%s: %d records in all had %s ahead of the API's clock",
+                    self.where,
+                    check.ahead,
+                    check.key,
+                )
 
     def outcome(self, history: ScanHistory, pages: int) -> str:
         """What kind of read it turned out to be, for the closing line."""

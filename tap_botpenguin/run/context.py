@@ -15,10 +15,12 @@ from tap_botpenguin.config.settings import BotSettings, Settings
 from tap_botpenguin.http.client import Endpoint, PageClient
 from tap_botpenguin.http.session import Deadlines
 from tap_botpenguin.listing.ahead import PagesAhead
+from tap_botpenguin.listing.clock import TOLERANCE, ApiClock
 from tap_botpenguin.listing.ending import Listing, PageSizes
+from tap_botpenguin.listing.history import ScanHistory
 from tap_botpenguin.listing.plan import BotRead, may_read_ahead
 from tap_botpenguin.listing.reader import ListingReader
-from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun
+from tap_botpenguin.listing.scan import ScanPlan, ScanRun
 from tap_botpenguin.records.sanitize import RecordSanitizer, utc_iso
 from tap_botpenguin.report.failures import Failures
 from tap_botpenguin.report.logs import AnyLogger
@@ -46,6 +48,7 @@ class Run:
     failures: Failures = field(init=False)
     scheduler: Scheduler = field(init=False)
     _limiters: dict[str, RateLimiter] = field(init=False, default_factory=dict)
+    _skew_said: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.started = self.now()
@@ -58,6 +61,25 @@ class Run:
     def started_at(self) -> str:
         """`started` in the records' timestamp format (they compare as strings)."""
         return utc_iso(self.started)
+
+    def api_clock_seen(self, api_time: datetime | None, logger: AnyLogger) -> None:
+        """Say once per run when the API's clock and this machine's disagree (main thread).
+
+        Nothing depends on the tap's clock where the API's is known (`listing.clock`); the
+        line tells the person reading the log why times in the state differ from theirs.
+        """
+        if api_time is None or self._skew_said:
+            return
+        skew = (api_time - self.now()).total_seconds()
+        if abs(skew) <= TOLERANCE.total_seconds():
+            return
+        self._skew_said = True
+        logger.warning(
+            "The API's clock (its Date header) is %.0f min %s this machine's: bookmarks and "
+            "cutoffs follow the API's clock",
+            abs(skew) / 60,
+            "behind" if skew < 0 else "ahead of",
+        )
 
     def limiter(self, token: str) -> RateLimiter:
         """The token's rate limiter: one allowance per token, shared by its bots."""
@@ -105,8 +127,8 @@ class Run:
             )
 
         where = endpoint.where
-        listing = Listing(where, logger, PageSizes(self.page_sizes.size))
-        scan = ScanRun(plan, where, logger)
+        listing = Listing(where, logger, self.page_sizes.copy())
+        scan = ScanRun(plan, where, logger, ApiClock(self.now))
         ahead = PagesAhead(
             sender=new_client(),
             windows=lambda count: WindowThreads(count, new_client),

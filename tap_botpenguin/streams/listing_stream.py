@@ -19,9 +19,11 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 
 from tap_botpenguin.concurrency.workers import Job
 from tap_botpenguin.http.responses import LISTING_PATH
+from tap_botpenguin.listing.clock import to_second
+from tap_botpenguin.listing.history import ScanHistory
 from tap_botpenguin.listing.plan import BotRead
 from tap_botpenguin.listing.reader import AcceptedPage
-from tap_botpenguin.listing.scan import ScanHistory, plan_scan
+from tap_botpenguin.listing.scan import plan_scan
 from tap_botpenguin.records.naming import snake_case_record
 from tap_botpenguin.records.sanitize import INVALID_FIELDS, parse_datetime, utc_iso
 from tap_botpenguin.report.errors import BotPenguinError, ListingError
@@ -90,10 +92,11 @@ class BotPenguinStream(MirroringStream):
         return self.run.started_at
 
     def _bookmark(self, partition: dict[str, Any]) -> str | None:
+        """The partition's bookmark, to the second: records stamped to the second compare."""
         if partition.get("replication_key") != self.replication_key:
             return None  # a renamed key (snake_case_fields switched) starts over
         moment = parse_datetime(partition.get("replication_key_value"))
-        return utc_iso(moment) if moment else None
+        return utc_iso(to_second(moment)) if moment else None
 
     def plan_read(self, context: Context, partition: dict[str, Any]) -> BotRead:
         """How this run reads a bot's listing, from its partition's state (main thread)."""
@@ -149,9 +152,6 @@ class BotPenguinStream(MirroringStream):
 
     def _open(self, context: Context, partition: dict[str, Any]) -> tuple[Job | None, BotRead]:
         """The listing's read: scheduled on a worker, or planned now to be read here."""
-        # The SDK writes the signpost for the stream, not per partition: without it a
-        # partition's bookmark could jump past records changed during the run.
-        self.state_manager.write_replication_key_signpost(self.run.started_at, context=context)
         full_table = self.replication_method == REPLICATION_FULL_TABLE
         if full_table and self.mirrors and self.table_version is None:
             # The run's start (ms): one version for all bots; each run's rows replace the last's.
@@ -198,7 +198,7 @@ class BotPenguinStream(MirroringStream):
 
     def _emit(self, read: BotRead, job: Job | None) -> Iterator[dict[str, Any]]:
         """The listing's records from the plan's floor on, page by page (main thread)."""
-        floor, progress = read.plan.floor, read.progress
+        progress = read.progress
         # RECORD messages are counted as written (`record_written`); batch files hold records
         # as they leave here.
         batching = self.get_batch_config(self.config) is not None
@@ -209,6 +209,7 @@ class BotPenguinStream(MirroringStream):
                 for page in self._pages(read, job):
                     self._took(read, page)
                     counter.increment()
+                    floor = page.floor
                     for record in page.records:
                         updated = record.get("updatedAt")
                         # Records without a readable `updatedAt` cannot be filtered: kept.
@@ -227,6 +228,7 @@ class BotPenguinStream(MirroringStream):
         """Main-thread bookkeeping of a page before its records are emitted."""
         run = self.run
         run.failures.read_a_page = True
+        run.api_clock_seen(page.api_time, self.logger)
         if page.page_size is not None:
             run.page_sizes.learn(page.page_size)
         read.progress.traffic(page.requests, page.waits)
@@ -275,6 +277,12 @@ class BotPenguinStream(MirroringStream):
         if failed or listing.unconfirmed:
             keep_bookmark(partition)
         else:
+            # The SDK caps the new bookmark at the signpost: when the API read the listing's
+            # first page, by the API's clock (`listing.clock`), else the run's start.
+            signpost = read.scan.clock.read_started or self.run.started_at
+            self.state_manager.write_replication_key_signpost(signpost, context=context)
+            if scan.bookmark_ahead:  # the next one comes from this full scan's records
+                partition.pop("replication_key_value", None)
             scan.finish(
                 read.history,
                 started_at=self.run.started_at,
