@@ -103,6 +103,54 @@ class SdkStream(Stream):
     state_every_seconds: float = 15.0
     _state_written_at: float | None = None
 
+    #: The greatest replication-key value handed to the SDK in the partition being synced,
+    #: and that partition's context (`_increment_stream_state`).
+    _greatest: str | None = None
+    _greatest_in: object = None
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: dict[str, Any], *, context: Context | None = None
+    ) -> None:
+        """The SDK's bookmark bookkeeping, only for a record that can move the bookmark.
+
+        For an unsorted stream the SDK keeps the greatest replication-key value in the
+        partition's progress markers (`singer_sdk.helpers._state.increment_state`, 0.54.9 and
+        0.55.0b7, called per record by `_sync_records`): a record whose value is not greater
+        than one it already took changes nothing, yet its state lookups cost about a fifth of
+        the tap's CPU per record. Records without a text value take the SDK's path as before.
+        """
+        value = latest_record.get(self.replication_key or "")
+        if type(value) is str and context is self._greatest_in:
+            greatest = self._greatest
+            if greatest is not None and value <= greatest:
+                return
+        super()._increment_stream_state(latest_record, context=context)
+        if type(value) is str:
+            if context is not self._greatest_in:
+                self._greatest, self._greatest_in = None, context
+            if self._greatest is None or value > self._greatest:
+                self._greatest = value
+
+    @override
+    def _process_record(
+        self,
+        record: dict[str, Any],
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """The SDK's method (0.54.9, 0.55.0b7) for a stream without child streams.
+
+        It copies the partition's keys into the record (the tap's `post_process` already
+        did) and syncs child streams, of which the tap's streams have none; a few
+        microseconds a record of generator and mapper calls for nothing.
+        """
+        if self.child_streams:
+            super()._process_record(record, child_context, partition_context)
+            return
+        for key, value in (partition_context or {}).items():
+            record.setdefault(key, value)
+
     @cached_property
     def selects_every_property(self) -> bool:
         """Whether every property is selected: the per-record selection walk can be skipped.
