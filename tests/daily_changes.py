@@ -113,7 +113,7 @@ def run_days(
             listing = [record["_id"] for record in server.listing(BOT, "lead")]
             pages = {listing.index(i) // page_size for i in changed if i in listing}
             before = len(server.listing_requests())
-            result = run_in_process(config, state=state, tap_class=tap_at(now))
+            result = run_in_process(config, state=state, tap_class=tap_at(now, server))
             assert result.error is None, result.error
             state = result.final_state
             scan = state["bookmarks"]["leads"]["partitions"][0]["scan"]

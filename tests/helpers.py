@@ -113,8 +113,12 @@ def own_tokens(bots: list[Bot]) -> list[Bot]:
     ]
 
 
-def tap_at(moment: datetime) -> type[TapBotPenguin]:
-    """The real tap, on a clock that says `moment` (to run it hours or days apart)."""
+def tap_at(moment: datetime, sandbox: Sandbox) -> type[TapBotPenguin]:
+    """The real tap, on a clock that says `moment` (to run it hours or days apart), and the
+    sandbox's clock stopped at `moment` too: the API's clock moves with the tap's, as it does
+    between real runs (the tap trusts the API's `Date`, not its own clock); changes made
+    through the sandbox from then on carry that time unless they name their own."""
+    sandbox.set_clock(moment)
 
     class TapAt(TapBotPenguin):
         def now(self) -> datetime:

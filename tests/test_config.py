@@ -88,7 +88,7 @@ def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) ->
         "TAP_BOTPENGUIN_API_URL": sandbox.url,
         "TAP_BOTPENGUIN_REQUEST_TIMEOUT": "7.5",
         "TAP_BOTPENGUIN_REQUESTS_PER_MINUTE": "90",
-        "TAP_BOTPENGUIN_SCAN_MODE": "full",
+        "TAP_BOTPENGUIN_FULL_SCAN_EVERY_HOURS": "0.0",
     }
 
     result = run_cli(None, tmp_path, args=["--config=ENV"], env=env)
@@ -96,14 +96,16 @@ def test_settings_load_from_the_environment(sandbox: Sandbox, tmp_path: Path) ->
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert sum(1 for m in records if m["type"] == "RECORD" and m["stream"] == "leads") == 180
-    assert f"leads bot {WEBSITE_BOT}: full scan (scan_mode=full)" in result.stderr
+    assert f"leads bot {WEBSITE_BOT}: full scan (full_scan_every_hours=0)" in result.stderr
     state = next(m["value"] for m in reversed(records) if m["type"] == "STATE")
 
-    env |= {"TAP_BOTPENGUIN_SCAN_MODE": "auto", "TAP_BOTPENGUIN_FULL_SCAN_EVERY_HOURS": "0.0"}
+    del env["TAP_BOTPENGUIN_FULL_SCAN_EVERY_HOURS"]
+    env["TAP_BOTPENGUIN_SCAN_MODE"] = "full"
     again = run_cli(None, tmp_path, state=state, args=["--config=ENV"], env=env)
 
     assert again.exit_code == 0, again.stderr
-    assert f"leads bot {WEBSITE_BOT}: full scan (full_scan_every_hours=0)" in again.stderr
+    line = "reading to the end (scan_mode=full; next full scan in 24 h)"
+    assert f"leads bot {WEBSITE_BOT}: {line}" in again.stderr
 
 
 def _settings_rows(markdown: str) -> list[str]:

@@ -22,9 +22,11 @@ from tap_botpenguin.config.settings import Settings, setting_problems
 from tap_botpenguin.http.responses import Page
 from tap_botpenguin.http.retries import is_rate_limited, retry_after_seconds, retry_waits
 from tap_botpenguin.listing.ahead import worth_a_window
+from tap_botpenguin.listing.clock import ApiClock
 from tap_botpenguin.listing.ending import Listing, PageSizes
+from tap_botpenguin.listing.history import ScanHistory
 from tap_botpenguin.listing.plan import may_read_ahead
-from tap_botpenguin.listing.scan import ScanHistory, ScanPlan, ScanRun, plan_scan
+from tap_botpenguin.listing.scan import ScanPlan, ScanRun, plan_scan
 from tap_botpenguin.records.evolution import JSON_COLUMN, STATE_KEY, common_kind, for_stream
 from tap_botpenguin.records.naming import snake_case
 from tap_botpenguin.records.sanitize import parse_datetime, utc_iso
@@ -33,6 +35,10 @@ from tap_botpenguin.report.errors import BotPenguinError
 LOG = logging.getLogger("test")
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)  # a Monday
 WHERE = "leads bot b1"
+
+
+#: The tap's clock, for answers without a `Date` header.
+CLOCK = ApiClock(lambda: NOW)
 
 
 def ago(hours: float = 0, minutes: float = 0) -> str:
@@ -47,14 +53,13 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 # --- 1. Scan planning: full scan or reading until past the bookmark -----------------------
 
 BOOKMARK = ago(2)
-#: The last full scan 3 h ago found the listing newest first; the one before, 27 h ago.
-VERIFIED = ScanHistory(
-    last_full_scan_at=ago(3), previous_full_scan_at=ago(27), order_key="updatedAt", pages=10
-)
+#: The last full scan 3 h ago found the listing newest first.
+VERIFIED = ScanHistory(last_full_scan_at=ago(3), order_key="updatedAt", pages=10)
 #: What the plan line says of it.
 BY_UPDATE = "listed newest updatedAt first; next full scan in"
 
 EARLY = "reading until past the bookmark"
+TO_THE_END = "reading to the end"
 
 
 def verified(**changes: Any) -> ScanHistory:
@@ -89,18 +94,18 @@ def verified(**changes: Any) -> ScanHistory:
             id="early stop: start_date later than the bookmark raises the floor",
         ),
         pytest.param(
-            verified(last_full_scan_at=ago(24), previous_full_scan_at=ago(48)),
+            verified(last_full_scan_at=ago(24)),
             {},
             True,
-            ago(48),
+            None,
             "full scan (last one 24 h ago)",
-            id="full_scan_every_hours elapsed exactly: full, back to the scan before",
+            id="full_scan_every_hours elapsed exactly: a full scan emits every record",
         ),
         pytest.param(
             verified(last_full_scan_at=ago(minutes=40)),
             {"every_hours": 0.5},
             True,
-            ago(27),
+            None,
             "full scan (last one 40 min ago)",
             id="fractional full_scan_every_hours elapsed: full",
         ),
@@ -108,7 +113,7 @@ def verified(**changes: Any) -> ScanHistory:
             VERIFIED,
             {"every_hours": 0},
             True,
-            ago(27),
+            None,
             "full scan (full_scan_every_hours=0)",
             id="full_scan_every_hours=0: every run is a full scan",
         ),
@@ -116,15 +121,15 @@ def verified(**changes: Any) -> ScanHistory:
             VERIFIED,
             {"mode": "full"},
             True,
-            ago(27),
-            "full scan (scan_mode=full)",
-            id="scan_mode full: full scan although the order is verified",
+            BOOKMARK,
+            f"{TO_THE_END} (scan_mode=full; next full scan in 21 h)",
+            id="scan_mode full: to the end although the order is verified, since the bookmark",
         ),
         pytest.param(
             VERIFIED,
             {"full_table": True, "mode": "full"},
             True,
-            ago(27),
+            None,
             "full scan (full-table replication)",
             id="full-table replication named before scan_mode",
         ),
@@ -148,20 +153,20 @@ def verified(**changes: Any) -> ScanHistory:
             verified(order_key=None, order_note="updatedAt rose at page 3"),
             {},
             True,
-            ago(27),
-            "full scan (order not verified: updatedAt rose at page 3)",
-            id="order broken on the last scan: full scan naming where",
+            BOOKMARK,
+            f"{TO_THE_END} (order not verified: updatedAt rose at page 3; next full scan in 21 h)",
+            id="order broken on the last scan: to the end naming where, since the bookmark",
         ),
         pytest.param(
-            verified(last_full_scan_at=ago(25), previous_full_scan_at=ago(27)),
+            verified(last_full_scan_at=ago(25)),
             {"bookmark": ago(50)},
             True,
-            ago(50),
+            None,
             "full scan (last one 25 h ago)",
-            id="full scan floor: bookmark older than the scan before wins",
+            id="full scan: every record, whatever the bookmark (a move without updatedAt too)",
         ),
         pytest.param(
-            verified(last_full_scan_at=ago(25), previous_full_scan_at=ago(48)),
+            verified(last_full_scan_at=ago(25)),
             {"start_date": ago(10)},
             True,
             ago(10),
@@ -169,12 +174,12 @@ def verified(**changes: Any) -> ScanHistory:
             id="full scan floor never earlier than start_date",
         ),
         pytest.param(
-            verified(last_full_scan_at=ago(25), previous_full_scan_at=None),
-            {},
+            verified(order_key=None),
+            {"start_date": ago(1)},
             True,
-            None,
-            "full scan (last one 25 h ago)",
-            id="full scan with no scan before the last: every record",
+            ago(1),
+            f"{TO_THE_END} (order not verified: not newest first; next full scan in 21 h)",
+            id="to the end, not a full scan: start_date later than the bookmark is the floor",
         ),
     ],
 )
@@ -195,7 +200,6 @@ def test_plan_scan(
 
 SAVED: dict[str, Any] = {
     "last_full_scan_at": ago(3),
-    "previous_full_scan_at": ago(27),
     "order_key": "updatedAt",
     "pages": 10,
     "page_size": 25,
@@ -228,15 +232,21 @@ OLD_SAVED = {k: v for k, v in SAVED.items() if k != "order_key"}
         ),
         pytest.param(
             {"scan": {**SAVED, "order_key": 1, "pages": "10", "page_size": 25.0}},
-            ScanHistory(last_full_scan_at=ago(3), previous_full_scan_at=ago(27)),
-            "full scan (order not verified: not newest first)",
+            ScanHistory(last_full_scan_at=ago(3)),
+            f"{TO_THE_END} (order not verified: not newest first; next full scan in 21 h)",
             id="values of the wrong type (1, '10', 25.0) ignored: not verified",
         ),
         pytest.param(
             {"scan": {**SAVED, "pages": True, "order_key": "true"}},
-            ScanHistory(last_full_scan_at=ago(3), previous_full_scan_at=ago(27), page_size=25),
-            "full scan (order not verified: not newest first)",
+            ScanHistory(last_full_scan_at=ago(3), page_size=25),
+            f"{TO_THE_END} (order not verified: not newest first; next full scan in 21 h)",
             id="booleans are not page counts, an unknown key is no order",
+        ),
+        pytest.param(
+            {"scan": {**SAVED, "previous_full_scan_at": ago(27)}},
+            ScanHistory(**SAVED),
+            f"{EARLY} ({BY_UPDATE} 21 h)",
+            id="state of a version that kept the full scan before the last: still read",
         ),
         pytest.param(
             {"scan": {**OLD_SAVED, "newest_first": True}},
@@ -247,8 +257,8 @@ OLD_SAVED = {k: v for k, v in SAVED.items() if k != "order_key"}
         pytest.param(
             {"scan": {**OLD_SAVED, "newest_first": False, "order_note": "updatedAt rose"}},
             ScanHistory(**OLD_SAVED, order_note="updatedAt rose"),
-            "full scan (order not verified: updatedAt rose)",
-            id="older state, order broken: full scan",
+            f"{TO_THE_END} (order not verified: updatedAt rose; next full scan in 21 h)",
+            id="older state, order broken: to the end",
         ),
         pytest.param(
             {"scan": {**SAVED, "newest_first": False}},
@@ -265,8 +275,8 @@ OLD_SAVED = {k: v for k, v in SAVED.items() if k != "order_key"}
         pytest.param(
             {"scan": {**SAVED, "order_key": "createdAt"}},
             ScanHistory(**{**SAVED, "order_key": "createdAt"}),
-            "full scan (no newest createdAt recorded yet)",
-            id="listed by creation, no newest value kept (edited state): full scan",
+            f"{TO_THE_END} (no newest createdAt recorded yet; next full scan in 21 h)",
+            id="listed by creation, no newest value kept (edited state): to the end",
         ),
     ],
 )
@@ -354,11 +364,11 @@ def read_to_the_end(
     pages: list[list[dict[str, Any]]], plan: ScanPlan | None = None, history: ScanHistory = VERIFIED
 ) -> tuple[ScanRun, ScanHistory]:
     """Pages read by a run under `plan` (a full scan by default), and the history it keeps."""
-    scan = ScanRun(plan or ScanPlan(True, "why", None), WHERE, LOG)
+    scan = ScanRun(plan or ScanPlan(True, "why", None, everything=True), WHERE, LOG, CLOCK)
     listing = Listing(WHERE, LOG, PageSizes(None))
     for number, records in enumerate(pages, start=1):
         passed, shifted = listing.accept(Page(number, records))
-        scan.page_read(number, passed, shifted)
+        scan.page_read(number, passed, shifted, None)
         if not scan.wants_more:
             break
     return scan, scan.finish(history, started_at=ago(0), pages=len(pages), page_size=3)
@@ -527,6 +537,93 @@ def test_where_an_early_stop_stops(
         assert history.newest_seen == ago(0.1)  # the newest seen now, for the next run
 
 
+# --- 1c. What the API's clock allows ---------------------------------------------------------
+
+#: A `lastMessage.at` in 2027 (a bot's clock, an import), listed first by last message.
+FROM_2027 = conv("odd", 0.1) | {"lastMessage": {"at": "2027-01-01T00:00:00.000Z"}}
+
+
+@pytest.mark.parametrize(
+    ("plan", "history", "api_now", "stopped_at", "newest", "full_scan"),
+    [
+        pytest.param(
+            plan_by("lastMessage.at", 1 / 6)[0],
+            verified(order_key="lastMessage.at", newest_seen=ago(1 / 6)),
+            NOW,
+            2,
+            ago(1 / 6),
+            False,
+            id="a value ahead of the API's clock is neither the newest nor the lowest",
+        ),
+        pytest.param(
+            plan_by("lastMessage.at", 1 / 6)[0],
+            verified(order_key="lastMessage.at", newest_seen=ago(1 / 6)),
+            datetime(2027, 1, 1, tzinfo=timezone.utc),
+            2,
+            "2027-01-01T00:00:00.000Z",
+            False,
+            id="the same value, when the API's own clock says 2027: believed",
+        ),
+        pytest.param(
+            replace(plan_by("lastMessage.at", 1 / 6)[0], stop_below="2026-12-31T23:45:00.000Z"),
+            verified(order_key="lastMessage.at", newest_seen="2027-01-01T00:00:00.000Z"),
+            NOW,
+            None,
+            ago(0.2),
+            True,
+            id="a newest value in the state ahead of the API's clock: a full scan replaces it",
+        ),
+        pytest.param(
+            replace(plan_by("lastMessage.at", 1 / 6)[0], bookmark="2099-01-01T00:00:00.000Z"),
+            verified(order_key="lastMessage.at", newest_seen=ago(1 / 6)),
+            NOW,
+            None,
+            ago(0.2),
+            True,
+            id="a bookmark ahead of the API's clock: a full scan from start_date",
+        ),
+    ],
+)
+def test_what_the_api_clock_allows(
+    plan: ScanPlan,
+    history: ScanHistory,
+    api_now: datetime,
+    stopped_at: int | None,
+    newest: str,
+    full_scan: bool,
+) -> None:
+    scan = ScanRun(plan, WHERE, LOG, ApiClock(lambda: NOW))
+    # By last message; updatedAt rises once (a status change), so it is no order here.
+    pages = [
+        [FROM_2027, *listing_of((0.2, 0.2, 9), (0.05, 0.3, 9))],
+        listing_of((0.4, 0.4, 9), (2, 2, 9)),
+        listing_of((3, 3, 9)),
+        [],
+    ]
+    for number, records in enumerate(pages, start=1):
+        if not records or not scan.wants_more:
+            break
+        scan.page_read(number, records, set(), api_now)
+    kept = scan.finish(history, started_at=ago(0), pages=3, page_size=3)
+    assert (scan.stopped_at, kept.newest_seen) == (stopped_at, newest)
+    assert (scan.plan.everything, kept.last_full_scan_at == ago(0)) == (full_scan, full_scan)
+    assert scan.plan.floor == (None if full_scan else plan.floor)
+    assert scan.clock.read_started == utc_iso(api_now.replace(microsecond=0))
+
+
+def test_a_read_to_the_end_replaces_the_newest_value_an_early_stop_adds_to_it() -> None:
+    """The newest record was deleted: the next full scan's newest value is lower."""
+    history = verified(order_key="lastMessage.at", newest_seen=ago(0.1))
+    plan = plan_scan(
+        history, mode="full", every_hours=24, bookmark=ago(1), start_date=None, now=NOW
+    )
+    by_message = listing_of((0.5, 0.5, 9), (0.2, 1, 9))  # updatedAt rises: no order
+    _, after_full = read_to_the_end([by_message, []], plan, history)
+    early, _ = plan_by("lastMessage.at", 0.1)
+    _, after_stop = read_to_the_end([listing_of((0.5, 0.5, 9), (3, 3, 9))], early, history)
+    assert (after_full.newest_seen, after_stop.newest_seen) == (ago(0.5), ago(0.1))
+
+
 # --- 2. When to read ahead ----------------------------------------------------------------
 
 NEWEST_FIRST = [{"_id": f"r{i}", "updatedAt": ago(i)} for i in range(1, 4)]
@@ -548,10 +645,10 @@ def test_may_read_ahead(
     full: bool, records: list[dict[str, Any]], page_size: int | None, allowed: bool
 ) -> None:
     plan = ScanPlan(full, "why", None)
-    scan = ScanRun(plan, WHERE, LOG)
+    scan = ScanRun(plan, WHERE, LOG, CLOCK)
     listing = Listing(WHERE, LOG, PageSizes(page_size))
     passed, shifted = listing.accept(Page(1, records))
-    scan.page_read(1, passed, shifted)
+    scan.page_read(1, passed, shifted, None)
     assert may_read_ahead(plan, scan, listing) is allowed
 
 
@@ -579,11 +676,31 @@ def test_worth_a_window(
 CLEAN_END = {"ended": True, "unconfirmed": False, "truncated": False, "deferred": None}
 
 
+class Confirmed(int):
+    """A page size this run learned from pages the API served (not the state's hint)."""
+
+
+def page_sizes(known: int | None) -> PageSizes:
+    """The run's page sizes: `known` from the state, or `Confirmed` by this run."""
+    return PageSizes(known, confirmed=isinstance(known, Confirmed))
+
+
 def page_of_ids(number: int, spec: str | int) -> Page:
     """`"abc"`: a page of records a, b, c; `404`: the API's 4xx past the end."""
     if isinstance(spec, int):
         return Page(number, [], past_end=spec)
     return Page(number, [{"_id": key, "updatedAt": ago(1)} for key in spec])
+
+
+def accept(listing: Listing, number: int, spec: str | int) -> None:
+    """Page `number` as the reader takes it: asked for again when it repeats the one before.
+
+    `"def|ghi"`: the API answered `def` and, asked again, `ghi`; otherwise the same again.
+    """
+    first, _, again = str(spec).partition("|") if isinstance(spec, str) else (spec, "", "")
+    listing.accept(page_of_ids(number, first))
+    if listing.ask_again is not None:
+        listing.accept(page_of_ids(number, again or first))
 
 
 @pytest.mark.parametrize(
@@ -620,17 +737,45 @@ def page_of_ids(number: int, spec: str | int) -> Page:
         ),
         pytest.param(
             ["abc", "abc"],
-            25,
+            Confirmed(25),
             {"pages": 1, "size": 25},
             None,
-            id="page 2 repeats a page 1 shorter than the size: a one-page listing",
+            id="page 2 repeats, twice, a page 1 shorter than this run's size: one page",
+        ),
+        pytest.param(
+            ["abc", "abc"],
+            25,
+            {"pages": 1, "size": 25, "unconfirmed": True, "truncated": True, "deferred": 3},
+            "page 2 repeats page 1 (3 records) and no page size is known yet",
+            id="page 1 shorter than the state's size only: unproven, bookmark kept, deferred",
+        ),
+        pytest.param(
+            ["abc", "def", "def|ghi", ""],
+            None,
+            {"pages": 3, "size": 3},
+            None,
+            id="a page repeated once (a stale copy, a shift) is asked again and read on",
+        ),
+        pytest.param(
+            ["abc", "abc|def", ""],
+            None,
+            {"pages": 2, "size": 3},
+            None,
+            id="page 2 repeating page 1 once is asked again and read on",
+        ),
+        pytest.param(
+            ["abca", "def", "ghi", "ghi"],
+            None,
+            {"pages": 3, "size": 3, "truncated": True},
+            "page 4 repeats page 3, a full page (3 records), twice",
+            id="a page holding an id twice teaches no page size",
         ),
         pytest.param(
             ["abc", "def", "def"],
             None,
             {"pages": 2, "size": 3, "truncated": True},
-            "page 3 repeats page 2, a full page (3 records)",
-            id="a later page repeats a full page: end, maybe cut short",
+            "page 3 repeats page 2, a full page (3 records), twice",
+            id="a later page repeats a full page twice: end, maybe cut short",
         ),
         pytest.param(
             ["abc", "de", "de"],
@@ -670,9 +815,9 @@ def test_listing_end(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="test")
-    listing = Listing(WHERE, LOG, PageSizes(known))
+    listing = Listing(WHERE, LOG, page_sizes(known))
     for number, spec in enumerate(pages, start=1):
-        listing.accept(page_of_ids(number, spec))
+        accept(listing, number, spec)
     actual = {
         "ended": listing.ended,
         "pages": listing.pages,
@@ -701,7 +846,7 @@ def test_page_2_repeating_a_full_page_1_stops_the_run(page_1: str, known: int) -
     listing = Listing(WHERE, LOG, PageSizes(known))
     listing.accept(page_of_ids(1, page_1))
     with pytest.raises(BotPenguinError, match="the API is ignoring `page`") as raised:
-        listing.accept(page_of_ids(2, page_1))
+        accept(listing, 2, page_1)
     assert f"({len(page_1)} records; the API's pages hold {known})" in str(raised.value)
 
 
@@ -725,7 +870,14 @@ def test_records_repeated_across_pages(
 @pytest.mark.parametrize(
     ("known", "steps", "size", "error"),
     [
-        pytest.param(25, [("learn", 10)], 25, None, id="a smaller full page leaves the size"),
+        pytest.param(25, [("learn", 10)], 10, None, id="the state's size gives way to this run's"),
+        pytest.param(
+            None,
+            [("learn", 25), ("learn", 10)],
+            25,
+            None,
+            id="a smaller full page leaves a size this run learned",
+        ),
         pytest.param(
             None,
             [("defer", "bot a", 3), ("learn", 5)],
@@ -749,18 +901,26 @@ def test_records_repeated_across_pages(
             id="two listings deferred: the one with a full page 1 fails",
         ),
         pytest.param(
-            3,
-            [("defer", "bot a", 3)],
+            None,
+            [("learn", 3), ("defer", "bot a", 3)],
             3,
             "bot a: page 2 repeats page 1 exactly",
             id="defer after another listing learned the size: fails at once",
         ),
         pytest.param(
-            5,
-            [("defer", "bot a", 3), ("learn", 3)],
+            None,
+            [("learn", 5), ("defer", "bot a", 3), ("learn", 3)],
             5,
             None,
-            id="defer a short page 1 with the size known: nothing pending",
+            id="defer a short page 1 with the size learned: nothing pending",
+        ),
+        pytest.param(
+            5,
+            [("defer", "bot a", 3), ("learn", 3)],
+            3,
+            "bot a: page 2 repeats page 1 exactly, and page 1 is full (3 records; the API's "
+            "pages hold 3)",
+            id="the state's size is a hint: a page 1 it calls short waits for this run's",
         ),
     ],
 )
@@ -1127,14 +1287,16 @@ def test_fields_named_once_per_run(
     [
         pytest.param("120", 120.0, id="seconds"),
         pytest.param(" 7 ", 7.0, id="seconds with spaces"),
-        pytest.param("-5", 0.0, id="negative: no wait"),
+        pytest.param("-5", None, id="negative: unusable, the usual backoff"),
+        pytest.param("0", None, id="zero: unusable, the usual backoff"),
         pytest.param("99999", 600.0, id="huge: capped at 600 s"),
         pytest.param(None, None, id="absent"),
         pytest.param("soon", None, id="garbage"),
         pytest.param("2026-06-01T12:00:30Z", None, id="ISO 8601 is not an HTTP-date"),
         pytest.param("Mon, 01 Jun 2026 12:00:30 GMT", 30.0, id="HTTP-date 30 s ahead"),
         pytest.param("Mon, 01 Jun 2026 12:00:30 -0000", 30.0, id="HTTP-date without a zone"),
-        pytest.param("Mon, 01 Jun 2026 11:00:00 GMT", 0.0, id="HTTP-date in the past"),
+        pytest.param("Mon, 01 Jun 2026 11:00:00 GMT", None, id="HTTP-date in the past: unusable"),
+        pytest.param("Mon, 01 Jun 2026 12:00:00 GMT", None, id="HTTP-date now: unusable"),
         pytest.param("Mon, 32 Jun 2026 12:00:30 GMT", None, id="impossible HTTP-date"),
         pytest.param(
             "nan",
@@ -1174,7 +1336,12 @@ def failure(kind: str) -> Exception:
         ),
         pytest.param(["429:3", "429:3"], [3, 3], id="429 Retry-After seconds: as asked"),
         pytest.param(
-            ["429:Sat, 01 Jan 2000 00:00:00 GMT"], [0], id="429 Retry-After date passed: at once"
+            ["429:Sat, 01 Jan 2000 00:00:00 GMT"], [5], id="429 Retry-After date passed: default"
+        ),
+        pytest.param(
+            ["429:0", "429:-1", "429:Sat, 01 Jan 2000 00:00:00 GMT"],
+            [5, 10, 20],
+            id="429 Retry-After 0, negative, past: the usual backoff, never at once",
         ),
         pytest.param(["429:later", "429:later"], [5, 10], id="429 garbage Retry-After: default"),
         pytest.param(["envelope 429"], [5], id="429 in a 200's envelope: rate limited"),

@@ -205,9 +205,9 @@ def test_retry_after_parsing() -> None:
     now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=timezone.utc)
     assert retry_after_seconds("7", now) == 7.0
     assert retry_after_seconds("Tue, 24 Nov 2026 10:00:30 GMT", now) == 30.0
-    assert retry_after_seconds("Tue, 24 Nov 2026 09:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("Tue, 24 Nov 2026 09:00:00 GMT", now) is None  # the backoff
     assert retry_after_seconds("999999", now) == 600.0
-    assert retry_after_seconds("-3", now) == 0.0
+    assert retry_after_seconds("-3", now) is None
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
 

@@ -98,7 +98,7 @@ def test_nothing_is_lost_across_a_day_of_runs_on_a_live_inbox(
 
             server.before_request = during_the_run
             with caplog.at_level(logging.INFO):
-                result = run_in_process(config, state=state, tap_class=tap_at(clock))
+                result = run_in_process(config, state=state, tap_class=tap_at(clock, server))
             server.before_request = None
             assert result.error is None, result.error
             emitted |= _emitted(result)
@@ -106,7 +106,8 @@ def test_nothing_is_lost_across_a_day_of_runs_on_a_live_inbox(
             clock = tick[0] + timedelta(hours=1)
 
         # The next day, a quiet inbox: the scheduled full scan.
-        last = run_in_process(config, state=state, tap_class=tap_at(clock + timedelta(hours=24)))
+        tomorrow = tap_at(clock + timedelta(hours=24), server)
+        last = run_in_process(config, state=state, tap_class=tomorrow)
         assert last.error is None
         emitted |= _emitted(last)
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -79,12 +80,13 @@ def _run(
 ) -> tuple[list[Any], Asked]:
     options = {"latency": SLOW, **sandbox_options}
     with Sandbox(bots=fresh_bots(), rate_limit=None, **options) as sandbox:
+        tap = tap_at(NOW, sandbox)
         if change is not None:
             change(sandbox)
         config = base_config(
             sandbox, pages_in_flight=pages_in_flight, requests_per_minute=ROOMY, **settings
         )
-        result = run_in_process(config, state=state, tap_class=tap_at(NOW))
+        result = run_in_process(config, state=state, tap_class=tap)
         return _output(result), pages_asked(sandbox)
 
 
@@ -94,16 +96,19 @@ def _within_the_bound(one_at_a_time: Asked, ahead: Asked) -> int:
     assert ahead.keys() == one_at_a_time.keys()
     checks = 0
     for listing, pages in ahead.items():
-        needed = sorted(one_at_a_time[listing])
+        needed = Counter(one_at_a_time[listing])
         first, *rest = pages
         assert first == 1, listing
         checks += rest.count(1)
-        rest = [page for page in rest if page != 1]
-        assert len(rest) == len(set(rest)), (listing, pages)  # no page asked twice
-        assert sorted([first, *rest])[: len(needed)] == needed, listing
-        extra = sorted(rest)[len(needed) - 1 :]
+        asked = Counter([first, *(page for page in rest if page != 1)])
+        # No page asked twice, but one that one request at a time asked twice too (a page
+        # repeating the one before it is asked for again).
+        assert all(asked[page] <= max(needed[page], 1) for page in asked), (listing, pages)
+        assert needed.keys() <= asked.keys(), listing
+        extra = sorted(asked.keys() - needed.keys())
         assert len(extra) <= WINDOW_PAGES - 1, (listing, extra)
-        assert extra == list(range(needed[-1] + 1, needed[-1] + 1 + len(extra))), listing
+        last = max(needed)
+        assert extra == list(range(last + 1, last + 1 + len(extra))), listing
     return checks
 
 
@@ -130,10 +135,10 @@ def test_a_later_full_scan_reads_no_page_past_the_end_it_knows() -> None:
         config = base_config(
             sandbox, pages_in_flight=WINDOW_PAGES, requests_per_minute=ROOMY, scan_mode="full"
         )
-        first = run_in_process(config, tap_class=tap_at(NOW))
+        first = run_in_process(config, tap_class=tap_at(NOW, sandbox))
         assert first.error is None
         before = len(sandbox.listing_requests())
-        again = run_in_process(config, state=first.final_state, tap_class=tap_at(NOW))
+        again = run_in_process(config, state=first.final_state, tap_class=tap_at(NOW, sandbox))
         assert again.error is None
         asked = pages_asked(sandbox, since=before)
         last_pages = {key: sandbox.pages(*key) for key in asked}
@@ -193,7 +198,7 @@ def test_a_conversation_arriving_at_the_top_while_pages_are_served_out_of_order_
         )
         sandbox.before_answer = hook
         with caplog.at_level(logging.INFO):
-            result = run_in_process(config, tap_class=tap_at(NOW))
+            result = run_in_process(config, tap_class=tap_at(NOW, sandbox))
         pages = pages_requested(sandbox, bot_id=None, kind="lead")
 
     assert result.error is None, result.error
@@ -255,7 +260,8 @@ def _status_changes(sandbox: Sandbox) -> None:
 def test_an_incremental_run_reads_one_page_at_a_time() -> None:
     """Only full scans read ahead: an early stop then costs no page past it."""
     with Sandbox(bots=fresh_bots(), rate_limit=None, page_size=10, latency=SLOW) as sandbox:
-        first = run_in_process(base_config(sandbox), tap_class=tap_at(NOW - timedelta(hours=1)))
+        tap = tap_at(NOW - timedelta(hours=1), sandbox)
+        first = run_in_process(base_config(sandbox), tap_class=tap)
     at = NOW - timedelta(minutes=30)
 
     def change(sandbox: Sandbox) -> None:
@@ -284,7 +290,7 @@ def test_a_page_read_ahead_that_fails_for_good_fails_as_one_at_a_time(
             config = base_config(
                 sandbox, pages_in_flight=in_flight, requests_per_minute=ROOMY, max_retries=1
             )
-            result = run_in_process(config, tap_class=tap_at(NOW))
+            result = run_in_process(config, tap_class=tap_at(NOW, sandbox))
             runs[in_flight] = result
     assert runs[1].error is not None
     assert str(runs[WINDOW_PAGES].error) == str(runs[1].error)
@@ -319,7 +325,7 @@ def test_a_page_read_ahead_is_tried_and_fails_exactly_as_one_at_a_time(fault: Fa
             config = base_config(
                 sandbox, pages_in_flight=in_flight, requests_per_minute=ROOMY, max_retries=3
             )
-            result = run_in_process(config, tap_class=tap_at(NOW))
+            result = run_in_process(config, tap_class=tap_at(NOW, sandbox))
             runs[in_flight] = (result, pages_requested(sandbox, WEBSITE_BOT, "lead"))
 
     (alone, alone_asked), (ahead, ahead_asked) = runs[1], runs[WINDOW_PAGES]

@@ -38,7 +38,7 @@ def _without_times(result: SyncResult) -> list[dict[str, Any]]:
 
 def _sync(sandbox: Sandbox, workers: int, **settings: Any) -> SyncResult:
     config = own_token_config(sandbox, max_parallel_tokens=workers, **settings)
-    return run_in_process(config, tap_class=tap_at(MOMENT))
+    return run_in_process(config, tap_class=tap_at(MOMENT, sandbox))
 
 
 def _overlapping(requests: list[ReceivedRequest], latency: float) -> list[tuple[str, str]]:

@@ -62,7 +62,7 @@ def _config(sandbox: Sandbox, **extra: Any) -> dict[str, Any]:
 def _run(
     sandbox: Sandbox, config: dict[str, Any], state: dict[str, Any] | None, at: datetime
 ) -> SyncResult:
-    result = run_in_process(config, state=state, tap_class=tap_at(at))
+    result = run_in_process(config, state=state, tap_class=tap_at(at, sandbox))
     assert result.error is None, result.error
     return result
 
@@ -219,14 +219,14 @@ def test_a_record_a_full_scan_skipped_after_a_deletion_comes_with_the_next_full_
 
 
 @pytest.mark.parametrize(
-    ("setting", "reason"),
+    ("setting", "line"),
     [
-        ({"scan_mode": "full"}, "scan_mode=full"),
-        ({"full_scan_every_hours": 0}, "full_scan_every_hours=0"),
+        ({"scan_mode": "full"}, "reading to the end (scan_mode=full; next full scan in 24 h)"),
+        ({"full_scan_every_hours": 0}, "full scan (full_scan_every_hours=0)"),
     ],
 )
-def test_settings_that_make_every_run_a_full_scan(
-    setting: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
+def test_settings_that_make_every_run_read_to_the_end(
+    setting: dict[str, Any], line: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with _one_listing(100) as sandbox:
         config = _config(sandbox, **setting)
@@ -236,7 +236,7 @@ def test_settings_that_make_every_run_a_full_scan(
             _run(sandbox, config, first.final_state, NOW + timedelta(minutes=5))
 
         assert pages_requested(sandbox, BOT, "lead", since=before) == [1, 2, 3, 4, 5]
-    assert f"leads bot {BOT}: full scan ({reason})" in caplog.messages
+    assert f"leads bot {BOT}: {line}" in caplog.messages
 
 
 def test_start_date_later_than_the_bookmark_is_the_floor_of_an_early_stop() -> None:

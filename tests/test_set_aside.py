@@ -141,7 +141,9 @@ def test_a_5xx_outlasting_the_retries_sets_that_listing_aside_after_its_earlier_
         page_2 = {"bot_id": WHATSAPP_BOT, "type": "lead", "page": 2}
         sandbox.inject(Fault("status", status=503, message="upstream down", times=None, **page_2))
 
-        result = run_cli(base_config(sandbox, max_retries=2, scan_mode="full"), tmp_path, state)
+        # A full scan (emits every record) that fails on page 2.
+        config = base_config(sandbox, max_retries=2, full_scan_every_hours=0)
+        result = run_cli(config, tmp_path, state)
 
         assert result.exit_code == 1
         errors = _errors(result)
